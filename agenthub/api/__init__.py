@@ -1,0 +1,1 @@
+"""REST handlers: parse, authenticate, call one service, render. No rules here."""

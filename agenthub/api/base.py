@@ -1,0 +1,225 @@
+"""The base handler: JSON in and out, bearer auth, the error format, the body limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+import tornado.web
+from marshmallow import Schema
+from tornado.http1connection import HTTP1Connection
+
+from agenthub import schemas
+from agenthub.errors import (
+    AppError,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from agenthub.models import Principal
+from agenthub.services.registry import Services
+
+log = logging.getLogger("agenthub.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    """Bodies are streamed so an oversized request gets a JSON 413, not a dropped socket."""
+
+    route = "unmatched"
+    auth_required = True
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+        self.settings_ = services.settings
+        self.principal: Principal | None = None
+        self._body = bytearray()
+        self._body_overflow = False
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    async def prepare(self) -> None:
+        limit = self.settings_.max_request_bytes
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            try:
+                too_big = int(length) > limit
+            except ValueError:
+                raise ValidationFailed("invalid Content-Length header") from None
+            if too_big:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
+        # Stop reading a chunked upload that runs far past the limit.
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(limit * 4)
+        if self.auth_required:
+            self.principal = await self.authenticate()
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > self.settings_.max_request_bytes:
+            self._body_overflow = True
+            return
+        self._body.extend(chunk)
+
+    async def authenticate(self) -> Principal:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise Unauthorized("missing bearer token")
+        principal, _claims = await self.services.sessions.authenticate(credential.strip())
+        return principal
+
+    def bearer_credential(self) -> str:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise Unauthorized("missing bearer token")
+        return credential.strip()
+
+    def current(self) -> Principal:
+        assert self.principal is not None
+        return self.principal
+
+    def json_body(self, schema: type[Schema]) -> dict[str, Any]:
+        if self._body_overflow:
+            limit = self.settings_.max_request_bytes
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
+        # Content-Type is not enforced: `curl -d` labels JSON as a form by default, and
+        # shell agents are first-class users. The body itself must be JSON.
+        raw = bytes(self._body)
+        if not raw.strip():
+            data: Any = {}
+        else:
+            try:
+                data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ValidationFailed(
+                    "request body is not valid JSON", {"body": str(exc)[:200]}
+                ) from None
+        return schemas.load(schema, data)
+
+    def reply(self, status: int, payload: dict[str, Any] | list[Any] | None) -> None:
+        self.set_status(status)
+        if payload is None:
+            self.clear_header("Content-Type")
+            self.finish()
+        else:
+            self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+
+    # --- parameters -----------------------------------------------------------------------
+
+    def path_uuid(self, value: str, name: str = "id") -> uuid.UUID:
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise ValidationFailed(f"invalid {name}", {name: "not a valid UUID"}) from None
+
+    def query_int(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            raise ValidationFailed(f"invalid {name}", {name: "not an integer"}) from None
+        if not low <= value <= high:
+            raise ValidationFailed(f"invalid {name}", {name: f"must be between {low} and {high}"})
+        return value
+
+    def query_limit(self) -> int:
+        value = self.query_int(
+            "limit", self.settings_.page_size_default, 1, self.settings_.page_size_max
+        )
+        assert value is not None
+        return value
+
+    def query_str(self, name: str, max_len: int = 512) -> str | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        if len(raw) > max_len:
+            raise ValidationFailed(f"invalid {name}", {name: f"at most {max_len} characters"})
+        return raw
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, AppError):
+            if self._finished:
+                return
+            self._render_app_error(e)
+            return
+        super()._handle_request_exception(e)
+
+    def _render_app_error(self, e: AppError) -> None:
+        self.clear()
+        self.set_status(e.status)
+        if isinstance(e, Unauthorized):
+            error = "invalid_token" if self.request.headers.get("Authorization") else None
+            challenge = 'Bearer realm="agenthub"'
+            if error:
+                challenge += f', error="{error}"'
+            self.set_header("WWW-Authenticate", challenge)
+        if isinstance(e, RateLimited):
+            self.set_header("Retry-After", str(e.retry_after))
+        self.finish(json.dumps({"error": e.to_dict()}, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Reached for tornado's own HTTPErrors (405, malformed requests) and bugs (500).
+        exc_info = kwargs.get("exc_info")
+        try:
+            message = HTTPStatus(status_code).phrase
+        except ValueError:
+            message = "error"
+        exc = exc_info[1] if exc_info else None
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        if status_code >= 500:
+            message = "internal error"
+        code = _HTTP_CODES.get(status_code, "internal" if status_code >= 500 else "error")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(
+            json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
+        )
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Client errors are already in the access log line; only bugs deserve a traceback.
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        super().log_exception(typ, value, tb)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class NotFoundHandler(BaseHandler):
+    auth_required = False
+    route = "unmatched"
+
+    async def prepare(self) -> None:
+        raise tornado.web.HTTPError(404, "no such route")

@@ -1,0 +1,87 @@
+"""Rooms, members and messages."""
+
+from __future__ import annotations
+
+from agenthub import schemas
+from agenthub.api.base import BaseHandler
+
+
+class RoomsHandler(BaseHandler):
+    route = "/api/v1/rooms"
+
+    async def get(self) -> None:
+        rooms = await self.services.rooms.list_rooms(self.current())
+        self.reply(200, {"rooms": [r.to_dict() for r in rooms]})
+
+    async def post(self) -> None:
+        data = self.json_body(schemas.CreateRoomRequest)
+        room = await self.services.rooms.create_room(
+            self.current(), slug=data["slug"], name=data["name"], visibility=data["visibility"]
+        )
+        self.set_header("Location", f"/api/v1/rooms/{room.id}")
+        self.reply(201, room.to_dict())
+
+
+class RoomHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}"
+
+    async def get(self, room_id: str) -> None:
+        room = await self.services.rooms.get_room(self.current(), self.path_uuid(room_id))
+        self.reply(200, room.to_dict())
+
+
+class MembersHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/members"
+
+    async def get(self, room_id: str) -> None:
+        members = await self.services.rooms.list_members(self.current(), self.path_uuid(room_id))
+        self.reply(200, {"members": [m.to_dict() for m in members]})
+
+    async def post(self, room_id: str) -> None:
+        room = self.path_uuid(room_id)
+        data = self.json_body(schemas.AddMemberRequest)
+        member, created = await self.services.rooms.add_member(
+            self.current(), room, data["agentId"]
+        )
+        self.reply(201 if created else 200, member.to_dict())
+
+
+class MemberHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/members/{agentId}"
+
+    async def delete(self, room_id: str, agent_id: str) -> None:
+        await self.services.rooms.remove_member(
+            self.current(), self.path_uuid(room_id), self.path_uuid(agent_id, "agentId")
+        )
+        self.reply(204, None)
+
+
+class MessagesHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/messages"
+
+    async def get(self, room_id: str) -> None:
+        room = self.path_uuid(room_id)
+        limit = self.query_limit()
+        after = self.query_int("after", None, 0, 2**62)
+        cursor = self.query_str("cursor")
+        page = await self.services.messages.list_messages(
+            self.current(), room, limit=limit, cursor=cursor, after_seq=after
+        )
+        self.reply(
+            200,
+            {
+                "messages": [m.to_dict() for m in page.messages],
+                "nextCursor": page.next_cursor,
+                "hasMore": page.has_more,
+            },
+        )
+
+    async def post(self, room_id: str) -> None:
+        room = self.path_uuid(room_id)
+        data = self.json_body(schemas.PostMessageRequest)
+        result = await self.services.messages.post_message(
+            self.current(), room, data["body"], data["clientMsgId"]
+        )
+        if result.created:
+            self.set_header("Location", f"/api/v1/rooms/{room}/messages/{result.message.seq}")
+        self.reply(201 if result.created else 200, result.message.to_dict())

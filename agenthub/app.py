@@ -1,0 +1,109 @@
+"""Composition: settings -> pool -> services -> Tornado application. Nothing else builds globals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import tornado.httpserver
+import tornado.web
+
+from agenthub import systemd
+from agenthub.api.base import NotFoundHandler
+from agenthub.api.routes import url_specs
+from agenthub.config import Settings
+from agenthub.services.registry import Services, build_services
+from agenthub.store.db import Database
+
+log = logging.getLogger("agenthub")
+access_log = logging.getLogger("agenthub.access")
+
+
+def make_database(settings: Settings) -> Database:
+    return Database(
+        settings.dsn(),
+        maxsize=settings.db_pool_max,
+        acquire_timeout=settings.db_connect_timeout,
+    )
+
+
+async def build_services_started(settings: Settings) -> Services:
+    db = make_database(settings)
+    await db.start()
+    return build_services(settings, db)
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    status = handler.get_status()
+    millis = 1000.0 * handler.request.request_time()
+    principal = getattr(handler, "principal", None)
+    agent = principal.name if principal is not None else "-"
+    route = getattr(handler, "route", "unmatched")
+    level = logging.ERROR if status >= 500 else logging.INFO
+    access_log.log(
+        level,
+        "%s %s %d %.1fms agent=%s",
+        handler.request.method,
+        route,
+        status,
+        millis,
+        agent,
+    )
+
+
+def make_app(services: Services) -> tornado.web.Application:
+    settings: dict[str, Any] = {
+        "default_handler_class": NotFoundHandler,
+        "default_handler_args": {"services": services},
+        "log_function": _log_request,
+        "compress_response": False,
+        "xsrf_cookies": False,
+    }
+    return tornado.web.Application(url_specs(services), **settings)
+
+
+async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
+    """Poll until the database answers (True) or shutdown is requested (False)."""
+    delay = 0.5
+    while not stop.is_set():
+        if await services.db.ping():
+            return True
+        log.warning("database not reachable yet; retrying in %.1fs", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, 10.0)
+    return False
+
+
+async def serve(settings: Settings) -> int:
+    services = await build_services_started(settings)
+    app = make_app(services)
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=settings.max_request_bytes * 4, idle_connection_timeout=120
+    )
+    server.listen(settings.port, address=settings.host)
+    log.info("listening on http://%s:%d", settings.host, settings.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    if await wait_for_database(services, stop):
+        systemd.notify("READY=1")
+        log.info("database reachable; ready")
+    await stop.wait()
+
+    systemd.notify("STOPPING=1")
+    log.info("shutting down: draining connections")
+    server.stop()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=10)
+    except TimeoutError:
+        log.warning("connections still open after 10s; closing anyway")
+    await services.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,73 @@
+"""Session JWTs: HS256 only, short-lived, tied to the API token they were exchanged for.
+
+The ``tid`` claim carries that API token's prefix so that revoking the token ends the
+session at once (every request re-checks it), not 15 minutes later.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["sub", "role", "iat", "exp", "jti", "tid"]
+
+
+@dataclass(frozen=True)
+class Claims:
+    agent_id: uuid.UUID
+    role: str
+    token_prefix: str
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class InvalidSession(Exception):
+    """The JWT is malformed, signed with another key or algorithm, or expired."""
+
+
+def issue(
+    secret: str, *, agent_id: uuid.UUID, role: str, token_prefix: str, ttl_seconds: int
+) -> tuple[str, datetime]:
+    now = int(time.time())
+    exp = now + ttl_seconds
+    payload = {
+        "sub": str(agent_id),
+        "role": role,
+        "tid": token_prefix,
+        "iat": now,
+        "exp": exp,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), datetime.fromtimestamp(exp, UTC)
+
+
+def decode(secret: str, token: str) -> Claims:
+    try:
+        header = jwt.get_unverified_header(token)
+        # Checked before decode too: only HS256 is ever accepted, whatever the library allows.
+        if header.get("alg") != ALGORITHM:
+            raise InvalidSession("unsupported JWT algorithm")
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": REQUIRED_CLAIMS, "verify_iat": True},
+        )
+        return Claims(
+            agent_id=uuid.UUID(str(payload["sub"])),
+            role=str(payload["role"]),
+            token_prefix=str(payload["tid"]),
+            jti=str(payload["jti"]),
+            issued_at=datetime.fromtimestamp(int(payload["iat"]), UTC),
+            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidSession("session expired") from None
+    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
+        raise InvalidSession("invalid session token") from None

@@ -1,0 +1,187 @@
+"""Settings read from environment variables and validated once, at start.
+
+An invalid value stops the process with one line naming the variable and exit
+status 78 (EX_CONFIG), so systemd's RestartPreventExitStatus=78 stops a restart loop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, validate, validates
+from marshmallow import fields as mf
+
+EX_CONFIG = 78
+
+SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValidationError("must be true or false")
+
+
+class _Bool(mf.Field[bool]):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        return _parse_bool(str(value))
+
+
+class _Origins(mf.Field[tuple[str, ...]]):
+    """Comma-separated exact origins (``http://host:port``) or CIDR blocks (``10.0.0.0/8``)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
+        items = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        for item in items:
+            if item == "*":
+                continue
+            if "://" in item:
+                if not item.startswith(("http://", "https://")) or item.endswith("/"):
+                    raise ValidationError(f"bad origin {item!r} (want scheme://host[:port])")
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValidationError(f"bad origin or CIDR {item!r}") from exc
+        return items
+
+
+class SettingsSchema(Schema):
+    """Environment variable name -> typed setting. Keys are the variable names."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    HOST = mf.String(load_default="127.0.0.1", validate=validate.Length(min=1))
+    PORT = mf.Integer(load_default=3000, validate=validate.Range(min=1, max=65535))
+    LOG_LEVEL = mf.String(
+        load_default="info",
+        validate=validate.OneOf(["debug", "info", "warning", "error", "critical"]),
+    )
+    JWT_SECRET = mf.String(required=True)
+    JWT_TTL_SECONDS = mf.Integer(load_default=900, validate=validate.Range(min=30, max=86400))
+    POSTGRES_HOST = mf.String(load_default="127.0.0.1", validate=validate.Length(min=1))
+    POSTGRES_PORT = mf.Integer(load_default=5432, validate=validate.Range(min=1, max=65535))
+    POSTGRES_DB = mf.String(load_default="agenthub", validate=validate.Length(min=1))
+    POSTGRES_USER = mf.String(load_default="agenthub", validate=validate.Length(min=1))
+    POSTGRES_PASSWORD = mf.String(load_default="")
+    DB_POOL_MAX = mf.Integer(load_default=10, validate=validate.Range(min=1, max=200))
+    DB_CONNECT_TIMEOUT = mf.Float(load_default=5.0, validate=validate.Range(min=0.1, max=120))
+    ALLOWED_ORIGINS = _Origins(load_default=("http://localhost:3000", "http://127.0.0.1:3000"))
+    FEATURE_MESSAGING_ENABLED = _Bool(load_default=True)
+    MAX_MESSAGE_CHARS = mf.Integer(
+        load_default=16000, validate=validate.Range(min=1, max=1_000_000)
+    )
+    MAX_REQUEST_BYTES = mf.Integer(
+        load_default=1_048_576, validate=validate.Range(min=1024, max=64 * 1_048_576)
+    )
+    PAGE_SIZE_DEFAULT = mf.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
+    PAGE_SIZE_MAX = mf.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+    ARGON2_WORKERS = mf.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+
+    @validates("JWT_SECRET")
+    def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
+        if len(value) < 32:
+            raise ValidationError("must be at least 32 characters (try: openssl rand -hex 32)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    log_level: str
+    jwt_secret: str
+    jwt_ttl_seconds: int
+    postgres_host: str
+    postgres_port: int
+    postgres_db: str
+    postgres_user: str
+    postgres_password: str
+    db_pool_max: int
+    db_connect_timeout: float
+    allowed_origins: tuple[str, ...]
+    feature_messaging_enabled: bool
+    max_message_chars: int
+    max_request_bytes: int
+    page_size_default: int
+    page_size_max: int
+    argon2_workers: int
+
+    def dsn(self) -> str:
+        """libpq keyword DSN; the password is passed through unquoted-safe escaping."""
+        parts = {
+            "host": self.postgres_host,
+            "port": str(self.postgres_port),
+            "dbname": self.postgres_db,
+            "user": self.postgres_user,
+            "connect_timeout": str(max(1, round(self.db_connect_timeout))),
+            "application_name": "agenthub",
+        }
+        if self.postgres_password:
+            parts["password"] = self.postgres_password
+        return " ".join(f"{key}={_quote_dsn(value)}" for key, value in parts.items())
+
+    def sqlalchemy_url(self) -> str:
+        from sqlalchemy.engine import URL
+
+        url = URL.create(
+            "postgresql+psycopg2",
+            username=self.postgres_user,
+            password=self.postgres_password or None,
+            host=self.postgres_host,
+            port=self.postgres_port,
+            database=self.postgres_db,
+        )
+        return url.render_as_string(hide_password=False)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings keyed by variable name, secrets replaced by asterisks."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_SETTINGS:
+                value = "********" if value else ""
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            out[f.name.upper()] = value
+        return out
+
+
+def _quote_dsn(value: str) -> str:
+    if value and not any(ch in value for ch in " '\\"):
+        return value
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Validate ``environ``; raise ConfigError naming the first bad variable."""
+    relevant = {key: value for key, value in environ.items() if key in SettingsSchema().fields}
+    try:
+        loaded: dict[str, Any] = SettingsSchema().load(relevant)
+    except ValidationError as exc:
+        messages = exc.normalized_messages()  # type: ignore[no-untyped-call]
+        assert isinstance(messages, dict)
+        name = sorted(messages)[0]
+        problem = messages[name]
+        text = "; ".join(problem) if isinstance(problem, list) else str(problem)
+        if name == "JWT_SECRET" and "Missing data" in text:
+            text = "is required (try: openssl rand -hex 32)"
+        raise ConfigError(f"invalid configuration: {name}: {text}") from None
+    if loaded["PAGE_SIZE_DEFAULT"] > loaded["PAGE_SIZE_MAX"]:
+        raise ConfigError("invalid configuration: PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX")
+    return Settings(**{key.lower(): value for key, value in loaded.items()})

@@ -1,0 +1,62 @@
+"""The audit trail: written inside each operation's transaction, read by admins."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from agenthub import cursors
+from agenthub.errors import Forbidden, ValidationFailed
+from agenthub.models import AuditEvent, Principal
+from agenthub.store import audit as audit_store
+from agenthub.store.db import Database, Session
+
+EVENT_TYPES = (
+    "login",
+    "login-failed",
+    "token-issued",
+    "token-revoked",
+    "agent-created",
+    "room-created",
+    "member-added",
+    "member-removed",
+    "message-sent",
+)
+
+
+async def record(s: Session, event_type: str, agent_id: uuid.UUID | None, **payload: Any) -> None:
+    assert event_type in EVENT_TYPES, event_type
+    await audit_store.insert(s, type=event_type, agent_id=agent_id, payload=payload)
+
+
+class AuditService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def list_events(
+        self,
+        principal: Principal | None,
+        *,
+        event_type: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        """Newest first. ``principal`` None means the host's operator (CLI)."""
+        if principal is not None and not principal.is_admin:
+            raise Forbidden("only admins may read the audit trail")
+        if event_type is not None and event_type not in EVENT_TYPES:
+            raise ValidationFailed(
+                "unknown audit event type", {"type": f"one of {', '.join(EVENT_TYPES)}"}
+            )
+        scope = event_type or "*"
+        before = cursors.decode(cursor, "audit", scope) if cursor else None
+        async with self._db.session() as s:
+            rows = await audit_store.page(
+                s, type=event_type, before_position=before, limit=limit + 1
+            )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (
+            cursors.encode("audit", scope, int(rows[-1]["position"])) if more and rows else None
+        )
+        return [AuditEvent.from_row(r) for r in rows], next_cursor

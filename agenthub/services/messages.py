@@ -1,0 +1,149 @@
+"""Messages: post (acknowledged only after commit) and read back by seq."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from agenthub import cursors
+from agenthub.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from agenthub.events import EventBus, MessagePosted
+from agenthub.models import Message, Principal
+from agenthub.services.audit import record
+from agenthub.services.rooms import load_visible_room
+from agenthub.store import messages as message_store
+from agenthub.store import rooms as room_store
+from agenthub.store.db import Database, UniqueViolation
+
+MAX_CLIENT_MSG_ID = 128
+
+
+@dataclass(frozen=True)
+class PostResult:
+    message: Message
+    created: bool  # False: a retried clientMsgId returned the stored message
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]
+    next_cursor: str | None
+    has_more: bool
+
+
+class MessageService:
+    def __init__(self, db: Database, bus: EventBus, *, max_body_chars: int) -> None:
+        self._db = db
+        self._bus = bus
+        self._max_body = max_body_chars
+
+    def _check_body(self, body: str, client_msg_id: str | None) -> None:
+        if not body.strip():
+            raise ValidationFailed("message body is empty", {"body": "must not be empty"})
+        if len(body) > self._max_body:
+            raise PayloadTooLarge(
+                f"message body exceeds {self._max_body} characters",
+                {"body": f"at most {self._max_body} characters", "limit": self._max_body},
+            )
+        if "\x00" in body:
+            raise ValidationFailed("message body contains NUL", {"body": "NUL is not allowed"})
+        if client_msg_id is not None and not (
+            0 < len(client_msg_id) <= MAX_CLIENT_MSG_ID and "\x00" not in client_msg_id
+        ):
+            raise ValidationFailed(
+                "invalid clientMsgId", {"clientMsgId": f"1-{MAX_CLIENT_MSG_ID} characters"}
+            )
+
+    async def post_message(
+        self,
+        principal: Principal,
+        room_id: uuid.UUID,
+        body: str,
+        client_msg_id: str | None = None,
+    ) -> PostResult:
+        self._check_body(body, client_msg_id)
+        try:
+            result = await self._insert(principal, room_id, body, client_msg_id)
+        except UniqueViolation:
+            # A concurrent retry with the same clientMsgId committed first.
+            assert client_msg_id is not None
+            async with self._db.session() as s:
+                row = await message_store.by_client_msg_id(s, principal.agent_id, client_msg_id)
+            if row is None:
+                raise
+            result = PostResult(Message.from_row(row), created=False)
+        if result.created:
+            await self._bus.publish(MessagePosted(message=result.message))
+        return result
+
+    async def _insert(
+        self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
+    ) -> PostResult:
+        async with self._db.transaction() as s:
+            await load_visible_room(s, principal, room_id)
+            if not await room_store.is_member(s, room_id, principal.agent_id):
+                raise Forbidden("only room members may post to this room")
+            if client_msg_id is not None:
+                existing = await message_store.by_client_msg_id(
+                    s, principal.agent_id, client_msg_id
+                )
+                if existing is not None:
+                    if existing["room_id"] != room_id:
+                        raise Conflict(
+                            "clientMsgId was already used in another room",
+                            {"clientMsgId": "already used in another room"},
+                        )
+                    return PostResult(Message.from_row(existing), created=False)
+            seq = await room_store.next_seq(s, room_id)
+            if seq is None:
+                raise NotFound("room not found")
+            row = await message_store.insert(
+                s,
+                room_id=room_id,
+                seq=seq,
+                sender_id=principal.agent_id,
+                body=body,
+                client_msg_id=client_msg_id,
+            )
+            await record(
+                s,
+                "message-sent",
+                principal.agent_id,
+                roomId=str(room_id),
+                messageId=str(row["id"]),
+                seq=seq,
+            )
+        return PostResult(Message.from_row(row), created=True)
+
+    async def list_messages(
+        self,
+        principal: Principal,
+        room_id: uuid.UUID,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        after_seq: int | None = None,
+    ) -> MessagePage:
+        """Newest first from ``cursor``; or, with ``after_seq``, oldest first after it."""
+        if cursor is not None and after_seq is not None:
+            raise ValidationFailed(
+                "cursor and after cannot be combined", {"after": "use either cursor or after"}
+            )
+        scope = str(room_id)
+        before = cursors.decode(cursor, "messages", scope) if cursor else None
+        async with self._db.session() as s:
+            await load_visible_room(s, principal, room_id)
+            if not await room_store.is_member(s, room_id, principal.agent_id):
+                raise Forbidden("only room members may read this room's messages")
+            if after_seq is not None:
+                rows = await message_store.after(s, room_id, after_seq=after_seq, limit=limit + 1)
+            else:
+                rows = await message_store.newest_first(
+                    s, room_id, before_seq=before, limit=limit + 1
+                )
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = None
+        if has_more and after_seq is None and rows:
+            next_cursor = cursors.encode("messages", scope, int(rows[-1]["seq"]))
+        return MessagePage([Message.from_row(r) for r in rows], next_cursor, has_more)

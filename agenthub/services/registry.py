@@ -1,0 +1,53 @@
+"""All services, built once from settings and shared by REST, sockets and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agenthub.auth.api_tokens import TokenHasher
+from agenthub.config import Settings
+from agenthub.events import EventBus
+from agenthub.services.agents import AgentService
+from agenthub.services.audit import AuditService
+from agenthub.services.messages import MessageService
+from agenthub.services.rooms import RoomService
+from agenthub.services.sessions import SessionService
+from agenthub.services.tokens import TokenService
+from agenthub.store.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    bus: EventBus
+    hasher: TokenHasher
+    agents: AgentService
+    tokens: TokenService
+    sessions: SessionService
+    rooms: RoomService
+    messages: MessageService
+    audit: AuditService
+
+    async def close(self) -> None:
+        await self.db.close()
+        self.hasher.close()
+
+
+def build_services(settings: Settings, db: Database) -> Services:
+    bus = EventBus()
+    hasher = TokenHasher(workers=settings.argon2_workers)
+    return Services(
+        settings=settings,
+        db=db,
+        bus=bus,
+        hasher=hasher,
+        agents=AgentService(db, bus),
+        tokens=TokenService(db, hasher, bus),
+        sessions=SessionService(
+            db, hasher, jwt_secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds
+        ),
+        rooms=RoomService(db, bus),
+        messages=MessageService(db, bus, max_body_chars=settings.max_message_chars),
+        audit=AuditService(db),
+    )

@@ -1,0 +1,99 @@
+"""Sessions: exchange an API token for a JWT, and authenticate a JWT on every call."""
+
+from __future__ import annotations
+
+from agenthub.auth import api_tokens, jwt_tokens
+from agenthub.auth.api_tokens import TokenHasher
+from agenthub.errors import Unauthorized
+from agenthub.models import Agent, Principal, SessionToken
+from agenthub.services.audit import record
+from agenthub.store import agents as agent_store
+from agenthub.store import tokens as token_store
+from agenthub.store.db import Database
+
+_REJECTED = "invalid, expired or revoked API token"
+
+
+class SessionService:
+    def __init__(
+        self, db: Database, hasher: TokenHasher, *, jwt_secret: str, ttl_seconds: int
+    ) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._secret = jwt_secret
+        self._ttl = ttl_seconds
+
+    async def exchange_token(self, api_token: str, *, address: str | None) -> SessionToken:
+        parsed = api_tokens.parse(api_token)
+        row = None
+        if parsed is not None:
+            async with self._db.session() as s:
+                row = await token_store.with_agent_by_prefix(s, parsed.prefix)
+        secret = parsed.secret if parsed is not None else ""
+        # Verify even for an unknown prefix: failure must not be faster than success.
+        ok = await self._hasher.verify(None if row is None else row["secret_hash"], secret)
+        problem = None
+        if parsed is None:
+            problem = "malformed"
+        elif row is None:
+            problem = "unknown-prefix"
+        elif not ok:
+            problem = "bad-secret"
+        elif row["revoked_at"] is not None:
+            problem = "revoked"
+        elif row["expires_at"] is not None and row["expires_at"] <= row["now"]:
+            problem = "expired"
+        elif row["disabled_at"] is not None:
+            problem = "agent-disabled"
+        if problem is not None:
+            async with self._db.transaction() as s:
+                await record(
+                    s,
+                    "login-failed",
+                    None if row is None else row["agent_id"],
+                    reason=problem,
+                    prefix=None if parsed is None else parsed.prefix,
+                    address=address,
+                )
+            raise Unauthorized(_REJECTED)
+        assert row is not None and parsed is not None
+        async with self._db.transaction() as s:
+            await token_store.touch(s, parsed.prefix)
+            agent_row = await agent_store.by_id(s, row["agent_id"])
+            await record(s, "login", row["agent_id"], prefix=parsed.prefix, address=address)
+        assert agent_row is not None
+        agent = Agent.from_row(agent_row)
+        token, expires_at = jwt_tokens.issue(
+            self._secret,
+            agent_id=agent.id,
+            role=agent.role,
+            token_prefix=parsed.prefix,
+            ttl_seconds=self._ttl,
+        )
+        return SessionToken(token=token, expires_at=expires_at, agent=agent)
+
+    async def authenticate(self, session_jwt: str) -> tuple[Principal, jwt_tokens.Claims]:
+        """The caller behind a JWT, re-checked against the database on every call so that
+        revoking the API token or disabling the agent takes effect at once."""
+        try:
+            claims = jwt_tokens.decode(self._secret, session_jwt)
+        except jwt_tokens.InvalidSession as exc:
+            raise Unauthorized(str(exc)) from None
+        async with self._db.session() as s:
+            row = await token_store.with_agent_by_prefix(s, claims.token_prefix)
+        if (
+            row is None
+            or row["agent_id"] != claims.agent_id
+            or row["revoked_at"] is not None
+            or (row["expires_at"] is not None and row["expires_at"] <= row["now"])
+            or row["disabled_at"] is not None
+        ):
+            raise Unauthorized("session is no longer valid")
+        # The role comes from the database, not the JWT: a demotion applies at once.
+        principal = Principal(
+            agent_id=claims.agent_id,
+            name=row["name"],
+            role=row["role"],
+            token_prefix=claims.token_prefix,
+        )
+        return principal, claims

@@ -1,0 +1,101 @@
+"""API tokens: issue (shown once), list (never the hash), revoke."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from agenthub.auth import api_tokens
+from agenthub.auth.api_tokens import TokenHasher
+from agenthub.errors import Forbidden, NotFound, ValidationFailed
+from agenthub.events import EventBus, TokenRevoked
+from agenthub.models import IssuedToken, Principal, TokenInfo
+from agenthub.services.audit import record
+from agenthub.store import agents as agent_store
+from agenthub.store import tokens as token_store
+from agenthub.store.db import Database, UniqueViolation
+
+
+class TokenService:
+    def __init__(self, db: Database, hasher: TokenHasher, bus: EventBus) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._bus = bus
+
+    async def issue_token(
+        self, principal: Principal | None, agent_id: uuid.UUID, expires_at: datetime | None
+    ) -> IssuedToken:
+        if principal is not None and not principal.is_admin:
+            raise Forbidden("only admins may issue tokens")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise ValidationFailed(
+                    "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
+                )
+            if expires_at <= datetime.now(UTC):
+                raise ValidationFailed("expiresAt is in the past", {"expiresAt": "in the past"})
+        # Prefix collisions are astronomically rare, but a retry costs nothing.
+        for _ in range(3):
+            new = api_tokens.generate()
+            secret_hash = await self._hasher.hash(new.secret)
+            try:
+                async with self._db.transaction() as s:
+                    agent = await agent_store.by_id(s, agent_id)
+                    if agent is None:
+                        raise NotFound("agent not found")
+                    row = await token_store.insert(
+                        s,
+                        agent_id=agent_id,
+                        prefix=new.prefix,
+                        secret_hash=secret_hash,
+                        expires_at=expires_at,
+                    )
+                    await record(
+                        s,
+                        "token-issued",
+                        None if principal is None else principal.agent_id,
+                        prefix=new.prefix,
+                        forAgentId=str(agent_id),
+                        expiresAt=None if expires_at is None else expires_at.isoformat(),
+                    )
+            except UniqueViolation:
+                continue
+            return IssuedToken(
+                token=new.token, prefix=new.prefix, agent_id=agent_id, expires_at=row["expires_at"]
+            )
+        raise RuntimeError("could not allocate a unique token prefix")
+
+    async def list_tokens(
+        self, principal: Principal | None, agent_id: uuid.UUID
+    ) -> list[TokenInfo]:
+        if principal is not None and not principal.is_admin and principal.agent_id != agent_id:
+            raise Forbidden("you may list only your own tokens")
+        async with self._db.session() as s:
+            if await agent_store.by_id(s, agent_id) is None:
+                raise NotFound("agent not found")
+            rows = await token_store.for_agent(s, agent_id)
+        return [TokenInfo.from_row(r) for r in rows]
+
+    async def revoke_token(self, principal: Principal | None, prefix: str) -> TokenInfo:
+        if not api_tokens.is_prefix(prefix):
+            raise NotFound("token not found")
+        async with self._db.transaction() as s:
+            current = await token_store.by_prefix(s, prefix)
+            owner_ok = current is not None and (
+                principal is None or principal.is_admin or principal.agent_id == current["agent_id"]
+            )
+            if not owner_ok:
+                # Same answer for "absent" and "not yours": prefixes are not enumerable.
+                raise NotFound("token not found")
+            row = await token_store.revoke(s, prefix)
+            assert row is not None
+            await record(
+                s,
+                "token-revoked",
+                None if principal is None else principal.agent_id,
+                prefix=prefix,
+                forAgentId=str(row["agent_id"]),
+            )
+        info = TokenInfo.from_row(row)
+        await self._bus.publish(TokenRevoked(agent_id=info.agent_id, prefix=prefix))
+        return info

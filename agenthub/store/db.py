@@ -1,0 +1,191 @@
+"""The one bridge between SQLAlchemy Core and aiopg.
+
+aiopg's own ``aiopg.sa`` pins SQLAlchemy < 1.5, so statements are built with SQLAlchemy 2
+Core, compiled for the psycopg2 dialect here, and executed on a plain aiopg pool
+(docs/adr/0001-sqlalchemy-core-on-aiopg.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiopg
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+from sqlalchemy.dialects.postgresql import psycopg2 as pg_dialect
+from sqlalchemy.sql.expression import ClauseElement
+
+from agenthub.errors import Unavailable
+
+psycopg2.extras.register_uuid()
+
+log = logging.getLogger("agenthub.db")
+
+Row = dict[str, Any]
+QueryObserver = Callable[[str, float], None]
+
+_DIALECT = pg_dialect.dialect()  # type: ignore[no-untyped-call]
+
+# Errors meaning "the database is not there", as opposed to a bad statement.
+_UNAVAILABLE = (psycopg2.OperationalError, psycopg2.InterfaceError, OSError, TimeoutError)
+
+
+class UniqueViolation(Exception):
+    """An insert or update hit a unique constraint; ``constraint`` names it."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+def compile_statement(stmt: ClauseElement) -> tuple[str, dict[str, Any]]:
+    compiled = stmt.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    return str(compiled), dict(compiled.params)
+
+
+class Session:
+    """Statements on one connection (inside a transaction when opened by ``transaction``)."""
+
+    def __init__(self, cursor: Any, observe: QueryObserver | None) -> None:
+        self._cursor = cursor
+        self._observe = observe
+
+    async def _run(self, stmt: ClauseElement | str, params: dict[str, Any] | None) -> None:
+        if isinstance(stmt, str):
+            sql, bound = stmt, params or {}
+        else:
+            sql, bound = compile_statement(stmt)
+        started = time.perf_counter()
+        try:
+            await self._cursor.execute(sql, bound)
+        except psycopg2.errors.UniqueViolation as exc:
+            raise UniqueViolation(exc.diag.constraint_name or "") from None
+        finally:
+            if self._observe is not None:
+                self._observe(sql.split(None, 1)[0].lower(), time.perf_counter() - started)
+
+    def _rows(self, raw: list[tuple[Any, ...]]) -> list[Row]:
+        names = [col[0] for col in self._cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in raw]
+
+    async def all(
+        self, stmt: ClauseElement | str, params: dict[str, Any] | None = None
+    ) -> list[Row]:
+        await self._run(stmt, params)
+        return self._rows(await self._cursor.fetchall())
+
+    async def one(
+        self, stmt: ClauseElement | str, params: dict[str, Any] | None = None
+    ) -> Row | None:
+        await self._run(stmt, params)
+        raw = await self._cursor.fetchone()
+        return None if raw is None else self._rows([raw])[0]
+
+    async def scalar(self, stmt: ClauseElement | str, params: dict[str, Any] | None = None) -> Any:
+        await self._run(stmt, params)
+        raw = await self._cursor.fetchone()
+        return None if raw is None else raw[0]
+
+    async def execute(self, stmt: ClauseElement | str, params: dict[str, Any] | None = None) -> int:
+        await self._run(stmt, params)
+        return int(self._cursor.rowcount)
+
+
+class Database:
+    """An aiopg pool that connects lazily, so the service starts while PostgreSQL is away."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        maxsize: int = 10,
+        acquire_timeout: float = 5.0,
+        statement_timeout: float = 30.0,
+        observe: QueryObserver | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._maxsize = maxsize
+        self._acquire_timeout = acquire_timeout
+        self._statement_timeout = statement_timeout
+        self._pool: Any = None
+        self._observe = observe
+
+    async def start(self) -> None:
+        # minsize=0: creating the pool must not need a live server.
+        self._pool = await aiopg.create_pool(
+            self._dsn, minsize=0, maxsize=self._maxsize, timeout=self._statement_timeout
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise Unavailable("database pool is not started")
+        try:
+            async with asyncio.timeout(self._acquire_timeout):
+                conn = await self._pool.acquire()
+        except _UNAVAILABLE as exc:
+            log.warning("database unavailable: %s", str(exc).strip().splitlines()[0:1])
+            raise Unavailable("database unavailable") from None
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """Autocommit statements: for reads that need no snapshot across statements."""
+        async with self._connection() as conn:
+            try:
+                cur = await conn.cursor()
+                try:
+                    yield Session(cur, self._observe)
+                finally:
+                    cur.close()
+            except _UNAVAILABLE:
+                conn.close()
+                raise Unavailable("database unavailable") from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        """BEGIN … COMMIT on one connection; any exception rolls back."""
+        async with self._connection() as conn:
+            try:
+                cur = await conn.cursor()
+            except _UNAVAILABLE:
+                conn.close()
+                raise Unavailable("database unavailable") from None
+            try:
+                await cur.execute("BEGIN")
+                yield Session(cur, self._observe)
+                await cur.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    if not conn.closed:
+                        await cur.execute("ROLLBACK")
+                except _UNAVAILABLE:
+                    conn.close()
+                if isinstance(exc, _UNAVAILABLE):
+                    conn.close()
+                    raise Unavailable("database unavailable") from None
+                raise
+            finally:
+                cur.close()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.session() as s:
+                return bool(await s.scalar("SELECT 1"))
+        except Unavailable:
+            return False

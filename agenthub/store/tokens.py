@@ -1,0 +1,82 @@
+"""Queries on API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from agenthub.store.db import Row, Session
+from agenthub.store.tables import agents, api_tokens
+
+_PUBLIC_COLUMNS = [
+    api_tokens.c.prefix,
+    api_tokens.c.agent_id,
+    api_tokens.c.created_at,
+    api_tokens.c.expires_at,
+    api_tokens.c.revoked_at,
+    api_tokens.c.last_used_at,
+]
+
+
+async def insert(
+    s: Session, *, agent_id: uuid.UUID, prefix: str, secret_hash: str, expires_at: datetime | None
+) -> Row:
+    row = await s.one(
+        sa.insert(api_tokens)
+        .values(agent_id=agent_id, prefix=prefix, secret_hash=secret_hash, expires_at=expires_at)
+        .returning(*_PUBLIC_COLUMNS)
+    )
+    assert row is not None
+    return row
+
+
+async def with_agent_by_prefix(s: Session, prefix: str) -> Row | None:
+    """The token row joined with its agent; hash included, for verification only."""
+    stmt = (
+        sa.select(
+            api_tokens.c.prefix,
+            api_tokens.c.secret_hash,
+            api_tokens.c.expires_at,
+            api_tokens.c.revoked_at,
+            agents.c.id.label("agent_id"),
+            agents.c.name,
+            agents.c.role,
+            agents.c.disabled_at,
+            sa.func.now().label("now"),
+        )
+        .join(agents, agents.c.id == api_tokens.c.agent_id)
+        .where(api_tokens.c.prefix == prefix)
+    )
+    return await s.one(stmt)
+
+
+async def by_prefix(s: Session, prefix: str) -> Row | None:
+    return await s.one(sa.select(*_PUBLIC_COLUMNS).where(api_tokens.c.prefix == prefix))
+
+
+async def for_agent(s: Session, agent_id: uuid.UUID) -> list[Row]:
+    return await s.all(
+        sa.select(*_PUBLIC_COLUMNS)
+        .where(api_tokens.c.agent_id == agent_id)
+        .order_by(api_tokens.c.created_at.desc())
+    )
+
+
+async def touch(s: Session, prefix: str) -> None:
+    await s.execute(
+        sa.update(api_tokens)
+        .where(api_tokens.c.prefix == prefix)
+        .values(last_used_at=sa.func.now())
+    )
+
+
+async def revoke(s: Session, prefix: str) -> Row | None:
+    """Mark revoked (keeping the first revocation time); None when the prefix is unknown."""
+    return await s.one(
+        sa.update(api_tokens)
+        .where(api_tokens.c.prefix == prefix)
+        .values(revoked_at=sa.func.coalesce(api_tokens.c.revoked_at, sa.func.now()))
+        .returning(*_PUBLIC_COLUMNS)
+    )

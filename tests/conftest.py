@@ -1,0 +1,204 @@
+"""Session fixtures: a fresh PostgreSQL database, migrated by alembic, and a real server.
+
+The server is the real ``agenthub serve`` process on a free port; tests talk to it over
+HTTP (and, later, socket.io). Database credentials come from POSTGRES_* (scripts/test sets
+them from the dev setup); the role needs CREATEDB.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tests.helpers import Api
+
+AGENTHUB = shutil.which("agenthub", path=str(Path(sys.executable).parent)) or "agenthub"
+
+
+def _pg_params(dbname: str) -> dict[str, str]:
+    params = {
+        "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "port": os.environ.get("POSTGRES_PORT", "5432"),
+        "user": os.environ.get("POSTGRES_USER", "agenthub"),
+        "dbname": dbname,
+    }
+    if os.environ.get("POSTGRES_PASSWORD"):
+        params["password"] = os.environ["POSTGRES_PASSWORD"]
+    return params
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class TestDatabase:
+    name: str
+    env: dict[str, str]
+
+    def connect(self) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(**_pg_params(self.name))
+        conn.autocommit = True
+        return conn
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[TestDatabase]:
+    name = f"agenthub_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    env = dict(os.environ)
+    env.update(
+        {
+            "POSTGRES_DB": name,
+            "JWT_SECRET": secrets.token_hex(32),
+            "LOG_LEVEL": "info",
+        }
+    )
+    env.pop("JOURNAL_STREAM", None)
+    db = TestDatabase(name, env)
+    subprocess.run([AGENTHUB, "migrate"], env=env, check=True, capture_output=True)
+    try:
+        yield db
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AGENTHUB, *args], env=env, check=check, capture_output=True, text=True, timeout=60
+    )
+
+
+@dataclass
+class Server:
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def api(self, token: str | None = None) -> Api:
+        return Api(self.base_url, token)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(env: dict[str, str], log_path: Path, wait_ready: bool = True) -> Server:
+    port = free_port()
+    env = dict(env, PORT=str(port), HOST="127.0.0.1")
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log_file, stderr=log_file)
+    server = Server(f"http://127.0.0.1:{port}", env, log_path, proc)
+    deadline = time.monotonic() + 30
+    probe = "/readyz" if wait_ready else "/healthz"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if server.api().get(probe).status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not become ready:\n{log_path.read_text()}")
+
+
+def stop_server(server: Server) -> int:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        return server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        return -9
+
+
+@pytest.fixture(scope="session")
+def server(database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log_path = tmp_path_factory.mktemp("server") / "agenthub.log"
+    srv = start_server(database.env, log_path)
+    yield srv
+    code = stop_server(srv)
+    assert code == 0, f"server exited with {code}:\n{srv.log_text()[-4000:]}"
+
+
+@dataclass
+class AgentCtx:
+    id: str
+    name: str
+    role: str
+    api_token: str
+    jwt: str
+    api: Api
+
+
+def login(server: Server, api_token: str) -> str:
+    resp = server.api(api_token).post("/api/v1/sessions")
+    assert resp.status == 201, resp.text
+    return str(resp.body["token"])
+
+
+@pytest.fixture(scope="session")
+def admin(server: Server) -> AgentCtx:
+    """An admin bootstrapped the way ops do it: with the CLI on the host."""
+    name = f"admin-{secrets.token_hex(3)}"
+    created = run_cli(server.env, "agent", "create", "--name", name, "--role", "admin")
+    agent_id = __import__("json").loads(created.stdout)["id"]
+    token = run_cli(server.env, "token", "issue", "--agent", name).stdout.strip()
+    jwt = login(server, token)
+    return AgentCtx(agent_id, name, "admin", token, jwt, server.api(jwt))
+
+
+@pytest.fixture
+def make_agent(server: Server, admin: AgentCtx) -> Callable[..., AgentCtx]:
+    """Create an agent through the admin API and log it in."""
+
+    def factory(role: str = "agent", name: str | None = None) -> AgentCtx:
+        name = name or f"agent-{uuid.uuid4().hex[:10]}"
+        resp = admin.api.post("/api/v1/agents", {"name": name, "role": role})
+        assert resp.status == 201, resp.text
+        agent_id = resp.body["id"]
+        issued = admin.api.post(f"/api/v1/agents/{agent_id}/tokens", {})
+        assert issued.status == 201, issued.text
+        token = issued.body["token"]
+        jwt = login(server, token)
+        return AgentCtx(agent_id, name, role, token, jwt, server.api(jwt))
+
+    return factory
+
+
+@pytest.fixture
+def make_room(server: Server) -> Callable[..., dict[str, object]]:
+    def factory(
+        owner: AgentCtx, visibility: str = "public", slug: str | None = None
+    ) -> dict[str, object]:
+        slug = slug or f"room-{uuid.uuid4().hex[:10]}"
+        resp = owner.api.post(
+            "/api/v1/rooms", {"slug": slug, "name": slug, "visibility": visibility}
+        )
+        assert resp.status == 201, resp.text
+        return dict(resp.body)
+
+    return factory
