@@ -18,7 +18,8 @@ class Response:
 
     def error_code(self) -> str | None:
         if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
-            return self.body["error"].get("code")
+            code = self.body["error"].get("code")
+            return str(code) if code is not None else None
         return None
 
 
