@@ -21,9 +21,12 @@ PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 PREFIX_LENGTH = 12
 SECRET_BYTES = 32
 
-_PREFIX_RE = re.compile(rf"^[a-z0-9]{{{PREFIX_LENGTH}}}$")
-# 32 random bytes in unpadded base64url is 43 characters.
-_TOKEN_RE = re.compile(rf"^{TOKEN_SCHEME}_([a-z0-9]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43,128}})$")
+_PREFIX_RE = re.compile(rf"^[a-z0-9]{{{PREFIX_LENGTH}}}\Z")
+# 32 random bytes in unpadded base64url is 43 characters. \Z, not $: "$" also matches
+# before a trailing newline.
+_TOKEN_RE = re.compile(
+    rf"^{TOKEN_SCHEME}_([a-z0-9]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43,128}})\Z"
+)
 
 # OWASP's Argon2id baseline, as DESIGN §3 asks: 19 MiB, 2 iterations, 1 lane.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
