@@ -70,6 +70,12 @@ def database() -> Iterator[TestDatabase]:
             "POSTGRES_DB": name,
             "JWT_SECRET": secrets.token_hex(32),
             "LOG_LEVEL": "info",
+            # Every test talks from 127.0.0.1: the shared server must not rate-limit the
+            # suite. tests/integration/test_ratelimit.py starts servers with low limits.
+            "RATE_LIMIT_ANONYMOUS_PER_MINUTE": "1000000",
+            "RATE_LIMIT_AGENT_PER_MINUTE": "1000000",
+            "RATE_LIMIT_LOGIN_FAILURES_PER_ADDRESS": "1000000",
+            "RATE_LIMIT_LOGIN_FAILURES_PER_PREFIX": "1000000",
         }
     )
     env.pop("JOURNAL_STREAM", None)
@@ -202,3 +208,62 @@ def make_room(server: Server) -> Callable[..., dict[str, object]]:
         return dict(resp.body)
 
     return factory
+
+
+TABLES = ("agents", "api_tokens", "rooms", "room_members", "messages", "audit_events")
+
+
+@pytest.fixture(scope="session")
+def db_conn(database: TestDatabase) -> Iterator[psycopg2.extensions.connection]:
+    """An autocommit connection to the test database, for checking what was stored."""
+    conn = database.connect()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def sql(db_conn: psycopg2.extensions.connection) -> Callable[..., list[tuple[object, ...]]]:
+    """Run one statement on the test database; returns its rows (empty for no result)."""
+
+    def run(statement: str, *params: object) -> list[tuple[object, ...]]:
+        with db_conn.cursor() as cur:
+            cur.execute(statement, params)
+            return list(cur.fetchall()) if cur.description else []
+
+    return run
+
+
+@pytest.fixture
+def table_counts(sql: Callable[..., list[tuple[object, ...]]]) -> Callable[[], dict[str, int]]:
+    """Row counts of every table: compare before/after to prove a request stored nothing."""
+
+    def counts() -> dict[str, int]:
+        return {t: int(str(sql(f"SELECT count(*) FROM {t}")[0][0])) for t in TABLES}  # noqa: S608
+
+    return counts
+
+
+@pytest.fixture
+def fresh_database(database: TestDatabase) -> Iterator[Callable[[], TestDatabase]]:
+    """Factory: another empty, migrated database (same credentials), dropped after the test."""
+    created: list[str] = []
+
+    def factory() -> TestDatabase:
+        name = f"{database.name}_x{len(created)}"
+        admin = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
+        created.append(name)
+        env = dict(database.env, POSTGRES_DB=name)
+        subprocess.run([AGENTHUB, "migrate"], env=env, check=True, capture_output=True)
+        return TestDatabase(name, env)
+
+    yield factory
+    admin = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        for name in created:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()

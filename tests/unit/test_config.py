@@ -1,0 +1,121 @@
+"""Settings: defaults, one ConfigError naming the variable per bad value, masked secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from agenthub.config import ConfigError, Settings, load_settings
+
+SECRET = "s" * 40
+
+
+def env(**overrides: str) -> dict[str, str]:
+    base = {"JWT_SECRET": SECRET}
+    base.update(overrides)
+    return base
+
+
+def test_defaults():
+    s = load_settings(env())
+    assert s.host == "127.0.0.1"
+    assert s.port == 3000
+    assert s.log_level == "info"
+    assert s.jwt_ttl_seconds == 900
+    assert s.postgres_host == "127.0.0.1"
+    assert s.postgres_port == 5432
+    assert s.postgres_db == "agenthub"
+    assert s.postgres_user == "agenthub"
+    assert s.postgres_password == ""
+    assert s.feature_messaging_enabled is True
+    assert s.page_size_default == 50
+    assert s.page_size_max == 200
+    assert s.max_request_bytes == 1_048_576
+    assert s.allowed_origins == ("http://localhost:3000", "http://127.0.0.1:3000")
+
+
+def test_values_are_parsed_and_unrelated_variables_ignored():
+    s = load_settings(
+        env(
+            PORT="8080",
+            LOG_LEVEL="debug",
+            FEATURE_MESSAGING_ENABLED="off",
+            ALLOWED_ORIGINS="http://a.lan:3000, 10.0.0.0/8",
+            DB_CONNECT_TIMEOUT="2.5",
+            PATH="/usr/bin",
+            HOME="/root",
+        )
+    )
+    assert s.port == 8080
+    assert s.log_level == "debug"
+    assert s.feature_messaging_enabled is False
+    assert s.allowed_origins == ("http://a.lan:3000", "10.0.0.0/8")
+    assert s.db_connect_timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "0"),
+        ("PORT", "70000"),
+        ("LOG_LEVEL", "loud"),
+        ("JWT_SECRET", "short"),
+        ("JWT_TTL_SECONDS", "5"),
+        ("POSTGRES_PORT", "-1"),
+        ("POSTGRES_DB", ""),
+        ("DB_POOL_MAX", "0"),
+        ("DB_CONNECT_TIMEOUT", "soon"),
+        ("ALLOWED_ORIGINS", "ftp://x"),
+        ("ALLOWED_ORIGINS", "http://x/"),
+        ("ALLOWED_ORIGINS", "not-an-origin"),
+        ("FEATURE_MESSAGING_ENABLED", "maybe"),
+        ("MAX_MESSAGE_CHARS", "0"),
+        ("MAX_REQUEST_BYTES", "10"),
+        ("PAGE_SIZE_MAX", "x"),
+        ("ARGON2_WORKERS", "0"),
+    ],
+)
+def test_bad_value_names_the_variable(variable, value):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env(**{variable: value}))
+    message = str(info.value)
+    assert variable in message
+    assert "\n" not in message
+    assert message.startswith(f"invalid configuration: {variable}:")
+    # Only the offending variable is named, not a neighbour that happens to be valid.
+    others = {"PORT", "LOG_LEVEL", "JWT_SECRET", "POSTGRES_PORT", "DB_POOL_MAX"} - {variable}
+    assert not any(f"configuration: {o}:" in message for o in others)
+
+
+def test_missing_jwt_secret_is_named():
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        load_settings({})
+
+
+def test_page_size_default_above_max_is_rejected():
+    with pytest.raises(ConfigError, match="PAGE_SIZE_DEFAULT"):
+        load_settings(env(PAGE_SIZE_DEFAULT="300", PAGE_SIZE_MAX="200"))
+
+
+def test_masked_hides_secrets_only():
+    s = load_settings(env(POSTGRES_PASSWORD="hunter2-very-secret"))
+    masked = s.masked()
+    assert masked["JWT_SECRET"] == "********"
+    assert masked["POSTGRES_PASSWORD"] == "********"
+    assert SECRET not in repr(masked)
+    assert "hunter2-very-secret" not in repr(masked)
+    assert masked["PORT"] == 3000
+    assert masked["POSTGRES_USER"] == "agenthub"
+    assert masked["ALLOWED_ORIGINS"] == "http://localhost:3000,http://127.0.0.1:3000"
+    # Every setting appears, keyed by its variable name.
+    assert set(masked) == {f.upper() for f in Settings.__dataclass_fields__}
+
+
+def test_masked_shows_an_empty_password_as_empty():
+    assert load_settings(env()).masked()["POSTGRES_PASSWORD"] == ""
+
+
+def test_dsn_quotes_a_password_with_spaces_and_quotes():
+    s = load_settings(env(POSTGRES_PASSWORD="a b'c"))
+    assert "password='a b\\'c'" in s.dsn()
+    assert "port=5432" in s.dsn()
