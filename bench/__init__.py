@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (throughput, latency, memory). Not tests."""
