@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# A throwaway Debian 12 machine with a real systemd as PID 1, booted with systemd-nspawn.
+#
+#   container.sh root             build (or reuse) the cached Debian 12 root; print its path
+#   container.sh start            boot a copy-on-write copy of the root on a private veth
+#   container.sh exec CMD [ARG]   run CMD inside, as root, with a clean environment
+#   container.sh copy-in SRC DST  copy a host file to DST inside the container
+#   container.sh ip               print the container's address (reachable from the host)
+#   container.sh host-ip          print the host's address on the veth
+#   container.sh stop             power the container off and delete its copy (safe to repeat)
+#
+# The host needs root, debootstrap and systemd-container; it does not need systemd as PID 1:
+# nspawn runs without registering with machined and without asking PID 1 for a scope.
+# Network: the host side of the veth (ve-<machine>) gets $NET.1/24, the container's host0
+# $NET.2/24 (defaults 10.231.5.1 and 10.231.5.2). No route leads further, so the container is
+# offline: a package that installs there installs without network.
+#
+# Environment:
+#   AGENTHUB_CI_CACHE     where roots and running copies live (default /var/cache/agenthub-ci)
+#   AGENTHUB_CI_MACHINE   container name, at most 12 characters (default agenthub-ci)
+#   AGENTHUB_CI_NET       first three octets of the /24 (default 10.231.5)
+#   AGENTHUB_CI_PACKAGES  extra packages for the root, space separated (e.g. openssh-server);
+#                         a different list is a different cached root
+#   AGENTHUB_CI_MIRROR    Debian mirror; default: the one this host's apt sources use
+set -euo pipefail
+
+CACHE="${AGENTHUB_CI_CACHE:-/var/cache/agenthub-ci}"
+MACHINE="${AGENTHUB_CI_MACHINE:-agenthub-ci}"
+NET="${AGENTHUB_CI_NET:-10.231.5}"
+SUITE=bookworm
+BASE_PACKAGES=(systemd systemd-sysv dbus iproute2 adduser postgresql python3 python3-venv libpq5
+  curl ca-certificates)
+read -r -a EXTRA_PACKAGES <<<"${AGENTHUB_CI_PACKAGES:-}"
+# Bump when the way a root is made changes, so stale caches are not reused.
+ROOT_FORMAT=1
+
+RUN_DIR="$CACHE/run/$MACHINE"
+HOST_IF="ve-$MACHINE"
+HOST_IP="$NET.1"
+GUEST_IP="$NET.2"
+
+die() { echo "container.sh: $*" >&2; exit 1; }
+say() { echo "container.sh: $*" >&2; }
+
+((${#MACHINE} <= 12)) || die "AGENTHUB_CI_MACHINE must be at most 12 characters (veth names)"
+[[ $EUID -eq 0 ]] || die "must run as root"
+
+root_dir() {
+  local key
+  key="$(printf '%s\n' "$ROOT_FORMAT" "$SUITE" "${BASE_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}" \
+    | sha256sum | cut -c1-12)"
+  echo "$CACHE/roots/$SUITE-$key"
+}
+
+# The first deb822 or one-line apt source that serves Debian $SUITE; no host name is written
+# into the repository.
+detect_mirror() {
+  if [[ -n "${AGENTHUB_CI_MIRROR:-}" ]]; then
+    echo "$AGENTHUB_CI_MIRROR"
+    return
+  fi
+  local files=() f
+  [[ -f /etc/apt/sources.list ]] && files+=(/etc/apt/sources.list)
+  for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] && files+=("$f")
+  done
+  ((${#files[@]})) || die "no apt sources found; set AGENTHUB_CI_MIRROR"
+  python3 - "$SUITE" "${files[@]}" <<'PY'
+import sys
+
+suite, paths = sys.argv[1], sys.argv[2:]
+for path in paths:
+    text = open(path, encoding="utf-8").read()
+    if path.endswith(".sources"):
+        for stanza in text.split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line:
+                    continue
+                key, _, value = line.partition(":")
+                fields[key.strip().lower()] = value.split()
+            if ("deb" in fields.get("types", []) and suite in fields.get("suites", [])
+                    and "main" in fields.get("components", []) and fields.get("uris")):
+                print(fields["uris"][0])
+                sys.exit(0)
+    else:
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if words[:1] != ["deb"]:
+                continue
+            words = [w for w in words[1:] if not w.startswith("[")]
+            if len(words) >= 3 and words[1] == suite and "main" in words[2:]:
+                print(words[0])
+                sys.exit(0)
+sys.exit(f"container.sh: no apt source for Debian {suite} main; set AGENTHUB_CI_MIRROR")
+PY
+}
+
+cmd_root() {
+  local dir tmp mirror include
+  dir="$(root_dir)"
+  if [[ -f "$dir/.complete" ]]; then
+    echo "$dir"
+    return
+  fi
+  command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
+  # Several runs (other machine names) share the cache: one builds, the others wait for it.
+  mkdir -p "$CACHE/roots"
+  exec 9>"$CACHE/roots/.lock"
+  flock 9
+  if [[ -f "$dir/.complete" ]]; then
+    echo "$dir"
+    return
+  fi
+  mirror="$(detect_mirror)"
+  tmp="$dir.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  include="$(IFS=,; echo "${BASE_PACKAGES[*]}${EXTRA_PACKAGES[*]:+,${EXTRA_PACKAGES[*]}}")"
+  include="${include// /,}"
+  say "debootstrap $SUITE from $mirror into $tmp (cached for next runs)"
+  debootstrap --variant=minbase --include="$include" "$SUITE" "$tmp" "$mirror" \
+    >"$tmp.log" 2>&1 || { tail -30 "$tmp.log" >&2; die "debootstrap failed (log: $tmp.log)"; }
+  # pg_createcluster ran in the chroot, which shares the host's network: if the host runs its
+  # own PostgreSQL, the cluster was given 5433. Inside the container 5432 is free again.
+  sed -i -E 's/^port = [0-9]+/port = 5432/' "$tmp"/etc/postgresql/*/main/postgresql.conf
+  chroot "$tmp" systemctl enable systemd-networkd.service >/dev/null 2>&1
+  # Nothing here waits for the network to be "online"; skipping the wait keeps boots quick.
+  chroot "$tmp" systemctl disable systemd-networkd-wait-online.service >/dev/null 2>&1 || true
+  # A root with an empty machine-id gets a fresh one at each boot; the journal is volatile.
+  : >"$tmp/etc/machine-id"
+  apt_clean "$tmp"
+  touch "$tmp/.complete"
+  mv "$tmp" "$dir"
+  rm -f "$tmp.log"
+  echo "$dir"
+}
+
+apt_clean() {
+  rm -rf "$1"/var/cache/apt/archives/*.deb
+}
+
+nspawn_pid() {
+  local pid
+  [[ -f "$RUN_DIR/nspawn.pid" ]] || return 1
+  pid="$(cat "$RUN_DIR/nspawn.pid")"
+  # Only ever signal the nspawn this script started.
+  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == systemd-nspawn ]] || return 1
+  echo "$pid"
+}
+
+leader_pid() {
+  local nspawn child
+  nspawn="$(nspawn_pid)" || return 1
+  for child in $(pgrep -P "$nspawn"); do
+    if [[ "$(cat "/proc/$child/comm" 2>/dev/null)" == systemd ]]; then
+      echo "$child"
+      return 0
+    fi
+  done
+  return 1
+}
+
+cmd_start() {
+  local root nspawn leader state
+  nspawn_pid >/dev/null && die "$MACHINE is already running (container.sh stop)"
+  cmd_stop_quiet
+  command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing (apt-get install systemd-container)"
+  root="$(cmd_root)"
+  mkdir -p "$RUN_DIR"/{upper,work,merged}
+  # Copy-on-write over the cached root: each run starts from the same pristine machine.
+  mount -t overlay overlay \
+    -o "lowerdir=$root,upperdir=$RUN_DIR/upper,workdir=$RUN_DIR/work" "$RUN_DIR/merged"
+  mkdir -p "$RUN_DIR/merged/etc/systemd/network"
+  printf '[Match]\nName=host0\n\n[Network]\nAddress=%s/24\nLinkLocalAddressing=no\n' \
+    "$GUEST_IP" >"$RUN_DIR/merged/etc/systemd/network/10-host0.network"
+  echo "$MACHINE" >"$RUN_DIR/merged/etc/hostname"
+
+  # cgroup v2 only inside, as on Debian 12 and Ubuntu 24.04 hosts, even when this host
+  # mounts the hybrid layout.
+  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --boot --directory="$RUN_DIR/merged" --machine="$MACHINE" \
+    --register=no --keep-unit --network-veth --console=read-only \
+    </dev/null >"$RUN_DIR/console.log" 2>&1 &
+  echo $! >"$RUN_DIR/nspawn.pid"
+
+  # Bounded waits: boot normally takes seconds; a minute means something is broken.
+  for _ in $(seq 600); do
+    leader="$(leader_pid)" && break
+    nspawn_pid >/dev/null || { cat "$RUN_DIR/console.log" >&2; die "systemd-nspawn exited"; }
+    sleep 0.1
+  done
+  [[ -n "${leader:-}" ]] || die "no systemd inside $MACHINE after 60 s"
+  for _ in $(seq 600); do ip link show "$HOST_IF" >/dev/null 2>&1 && break; sleep 0.1; done
+  ip addr replace "$HOST_IP/24" dev "$HOST_IF"
+  ip link set "$HOST_IF" up
+  # systemctl talks to PID 1 over this socket; it appears a moment after PID 1 starts.
+  for _ in $(seq 600); do [[ -S "/proc/$leader/root/run/systemd/private" ]] && break; sleep 0.1; done
+  state="$(in_container systemctl is-system-running --wait || true)"
+  if [[ "$state" != running ]]; then
+    in_container systemctl --failed --no-pager >&2 || true
+    die "$MACHINE booted into state '$state'"
+  fi
+  for _ in $(seq 600); do
+    in_container ip -4 -o addr show dev host0 | grep -q "$GUEST_IP/" && break
+    sleep 0.1
+  done
+  say "$MACHINE is up: $GUEST_IP (host side $HOST_IP on $HOST_IF)"
+}
+
+in_container() {
+  local leader
+  leader="$(leader_pid)" || die "$MACHINE is not running (container.sh start)"
+  nsenter --target "$leader" --all --root --wd \
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+    TERM=dumb HOME=/root "$@"
+}
+
+cmd_copy_in() {
+  local leader
+  (($# == 2)) || die "usage: container.sh copy-in SRC DST"
+  leader="$(leader_pid)" || die "$MACHINE is not running"
+  cp -- "$1" "/proc/$leader/root/$2"
+}
+
+cmd_stop_quiet() {
+  local pid
+  if pid="$(nspawn_pid)"; then
+    # nspawn turns SIGTERM into an orderly shutdown of the container.
+    kill -TERM "$pid"
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$MACHINE did not shut down in 60 s; killing it"
+      kill -KILL "$pid"
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  if mountpoint -q "$RUN_DIR/merged" 2>/dev/null; then
+    umount "$RUN_DIR/merged" || umount -l "$RUN_DIR/merged"
+  fi
+  ip link delete "$HOST_IF" 2>/dev/null || true
+  rm -rf "$RUN_DIR"
+}
+
+case "${1:-}" in
+  root) cmd_root ;;
+  start) cmd_start ;;
+  exec) shift; in_container "$@" ;;
+  copy-in) shift; cmd_copy_in "$@" ;;
+  ip) echo "$GUEST_IP" ;;
+  host-ip) echo "$HOST_IP" ;;
+  stop) cmd_stop_quiet ;;
+  *) sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
+esac
