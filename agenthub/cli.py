@@ -19,7 +19,6 @@ from agenthub.errors import AppError, Unavailable
 from agenthub.models import Principal
 from agenthub.services.registry import Services
 
-EX_USAGE = 64
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
@@ -89,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(os.environ)
     except ConfigError as exc:
-        print(f"agenthub: {exc}", file=sys.stderr)
+        # Under journald the <3> makes this line an error, so `journalctl -p err` shows it.
+        priority = "<3>" if agenthub_logging.under_journald() else ""
+        print(f"{priority}agenthub: {exc}", file=sys.stderr)
         return EX_CONFIG
     agenthub_logging.configure(settings.log_level if args.command == "serve" else "warning")
     try:
