@@ -1,0 +1,280 @@
+"""Namespace ``/agents``: translate socket events into the same service calls REST makes.
+
+Every event answers through its ack: ``{"ok": true, ...}`` or ``{"ok": false, "error":
+{"code", "message", "details?"}}`` (the REST error object). Bad input never raises out of
+here: a raised exception would leave the client waiting for an ack that never comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.parse
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import socketio
+from marshmallow import RAISE, Schema, fields
+
+from agenthub import schemas
+from agenthub.errors import AppError, Forbidden, RateLimited, Unauthorized, ValidationFailed
+from agenthub.models import iso
+from agenthub.realtime import NAMESPACE
+from agenthub.realtime.connections import SocketState
+
+if TYPE_CHECKING:
+    from agenthub.realtime.server import RealtimeServer
+
+log = logging.getLogger("agenthub.realtime")
+
+MAX_AFTER_SEQ = 2**62  # the same bound REST puts on ?after=
+
+Ack = dict[str, Any]
+EventHandler = Callable[[SocketState, Any], Awaitable[dict[str, Any]]]
+
+
+class RefreshSessionEvent(Schema):
+    class Meta:
+        unknown = RAISE
+
+    token = fields.String(required=True)
+
+
+class Refused(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
+    """A refused handshake. socket.io sends ``error_args`` as the connect_error data: the
+    JavaScript client exposes ``err.message`` and ``err.data``; python-socketio hands over the
+    whole object. So the error object is at the top level and under ``data``."""
+
+    def __init__(self, error: AppError) -> None:
+        super().__init__(error.message)
+        body = error.to_dict()
+        self.error_args = {**body, "data": body}
+
+
+def error_ack(error: AppError) -> Ack:
+    return {"ok": False, "error": error.to_dict()}
+
+
+def token_from_handshake(auth: Any, environ: dict[str, Any]) -> str | None:
+    """The JWT from the socket.io v4 ``auth`` payload, else from ``?token=``."""
+    candidate: Any = None
+    if isinstance(auth, dict):
+        candidate = auth.get("token")
+    if candidate is None:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        values = query.get("token")
+        candidate = values[0] if values else None
+    if not isinstance(candidate, str):
+        return None
+    candidate = candidate.strip()
+    if candidate.lower().startswith("bearer "):
+        candidate = candidate[7:].strip()
+    return candidate or None
+
+
+class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, hub: RealtimeServer) -> None:
+        super().__init__(NAMESPACE)
+        self.hub = hub
+        self.services = hub.services
+        self._events: dict[str, EventHandler] = {
+            "message:send": self._send_message,
+            "room:join": self._join_room,
+            "room:leave": self._leave_room,
+            "room:sync": self._sync_room,
+            "session:refresh": self._refresh_session,
+        }
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        token = token_from_handshake(auth, environ)
+        if token is None:
+            raise Refused(Unauthorized("missing session token: send auth {token} or ?token="))
+        try:
+            principal, claims = await self.services.sessions.authenticate(token)
+        except AppError as exc:
+            raise Refused(exc) from None
+        except Exception:
+            log.exception("socket handshake failed")
+            raise Refused(AppError("internal error")) from None
+        self.hub.register(sid, principal, claims.expires_at)
+        try:
+            rooms, came_online = await self._enter_member_rooms(sid, principal.agent_id)
+        except Exception as exc:
+            await self.hub.forget(sid)
+            if isinstance(exc, AppError):
+                raise Refused(exc) from None
+            log.exception("socket handshake failed")
+            raise Refused(AppError("internal error")) from None
+        log.info("socket %s connected: agent %s, %d room(s)", sid, principal.name, len(rooms))
+        self.hub.spawn(self._greet(sid, rooms, came_online))
+        return True
+
+    async def _enter_member_rooms(
+        self, sid: str, agent_id: uuid.UUID
+    ) -> tuple[list[dict[str, Any]], list[uuid.UUID]]:
+        """Join the socket to its agent's rooms, then read each room's lastSeq: anything after
+        the reported lastSeq is sent live, so a client that holds lastSeq has no gap."""
+        rooms = self.services.rooms
+        first = {row["id"] for row in await rooms.rooms_of(agent_id)}
+        came_online = [room_id for room_id in first if await self.hub.enter(sid, room_id)]
+        # Memberships may change while the first read is in flight; the second read is the
+        # truth the socket ends up with (later changes arrive as MemberAdded/Removed events).
+        current = await rooms.rooms_of(agent_id)
+        now = {row["id"] for row in current}
+        for room_id in now - first:
+            if await self.hub.enter(sid, room_id):
+                came_online.append(room_id)
+        for room_id in first - now:
+            await self.hub.leave(sid, room_id)
+            if room_id in came_online:
+                came_online.remove(room_id)
+        payload = [
+            {"id": str(r["id"]), "slug": r["slug"], "lastSeq": int(r["last_seq"])} for r in current
+        ]
+        return payload, came_online
+
+    async def _greet(
+        self, sid: str, rooms: list[dict[str, Any]], came_online: list[uuid.UUID]
+    ) -> None:
+        # socket.io sends the namespace CONNECT after on_connect returns; `connected` must
+        # follow it, or a client could drop it as an event for a namespace it has not joined.
+        manager = self.hub.sio.manager
+        deadline = time.monotonic() + 10
+        while not manager.is_connected(sid, NAMESPACE):
+            state = self.hub.connections.get(sid)
+            if state is None or state.closing or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.005)
+        state = self.hub.connections.get(sid)
+        if state is None:
+            return
+        await self.hub.sio.emit(
+            "connected",
+            {
+                "agentId": str(state.agent_id),
+                "rooms": rooms,
+                "expiresAt": iso(state.expires_at),
+            },
+            to=sid,
+            namespace=NAMESPACE,
+        )
+        for room_id in came_online:
+            await self.hub.announce(room_id, state.agent_id, "online", [])
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        state = self.hub.connections.get(sid)
+        if state is not None:
+            log.info("socket %s disconnected: agent %s (%s)", sid, state.principal.name, reason)
+        await self.hub.forget(sid)
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, data = args[0], args[1:]
+        return await self.dispatch(sid, event, data)
+
+    async def dispatch(self, sid: str, event: Any, data: tuple[Any, ...]) -> Ack:
+        state = self.hub.connections.get(sid)
+        if state is None or state.closing:
+            return error_ack(Unauthorized("this socket is not connected"))
+        verdict = state.guard.check()
+        if not verdict.allowed:
+            if verdict.disconnect:
+                log.warning("socket %s of %s is flooding; disconnecting", sid, state.principal.name)
+                self.hub.spawn(
+                    self.hub.kick(
+                        sid,
+                        "session:ended",
+                        {"code": "rate_limited", "message": "too many events; disconnected"},
+                    )
+                )
+            rate = self.services.settings.socket_events_per_second
+            return error_ack(
+                RateLimited(f"too many events: at most {rate:g} per second", verdict.retry_after)
+            )
+        handler = self._events.get(event) if isinstance(event, str) else None
+        if handler is None:
+            return error_ack(
+                ValidationFailed("unknown event", {"event": f"one of {', '.join(self._events)}"})
+            )
+        try:
+            if len(data) != 1:
+                raise ValidationFailed(
+                    "expected exactly one argument: a JSON object",
+                    {"payload": f"got {len(data)} arguments"},
+                )
+            async with state.lock:
+                if state.closing:
+                    raise Unauthorized("this socket is not connected")
+                if state.expires_at.timestamp() <= time.time():
+                    raise Unauthorized("session expired")
+                result = await handler(state, data[0])
+        except AppError as exc:
+            return error_ack(exc)
+        except Exception:
+            log.exception("socket event %s failed", event)
+            return error_ack(AppError("internal error"))
+        return {"ok": True, **result}
+
+    async def _send_message(self, state: SocketState, payload: Any) -> dict[str, Any]:
+        data = schemas.load(schemas.SendMessageEvent, payload)
+        result = await self.services.messages.post_message(
+            state.principal, data["roomId"], data["body"], data["clientMsgId"]
+        )
+        return {"message": result.message.to_dict(), "created": result.created}
+
+    async def _join_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
+        data = schemas.load(schemas.RoomRef, payload)
+        room_id = data["roomId"]
+        _member, created = await self.services.rooms.add_member(
+            state.principal, room_id, state.agent_id
+        )
+        if not created:
+            # Already a member: the MemberAdded path did not run, so make sure this agent's
+            # sockets are in the room (a no-op when they already are).
+            await self.hub.member_added(room_id, state.agent_id)
+        # Read after joining the broadcasts: messages after lastSeq all arrive live.
+        room = await self.services.rooms.get_room(state.principal, room_id)
+        return {"room": room.to_dict(), "created": created}
+
+    async def _leave_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
+        data = schemas.load(schemas.RoomRef, payload)
+        await self.services.rooms.remove_member(state.principal, data["roomId"], state.agent_id)
+        return {"roomId": str(data["roomId"])}
+
+    async def _sync_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
+        data = schemas.load(schemas.SyncRoomEvent, payload)
+        settings = self.services.settings
+        limit = data["limit"] if data["limit"] is not None else settings.page_size_default
+        if limit > settings.page_size_max:
+            raise ValidationFailed(
+                "invalid limit", {"limit": f"must be between 1 and {settings.page_size_max}"}
+            )
+        if data["afterSeq"] > MAX_AFTER_SEQ:
+            raise ValidationFailed(
+                "invalid afterSeq", {"afterSeq": f"must be between 0 and {MAX_AFTER_SEQ}"}
+            )
+        page = await self.services.messages.list_messages(
+            state.principal, data["roomId"], limit=limit, after_seq=data["afterSeq"]
+        )
+        return {
+            "roomId": str(data["roomId"]),
+            "messages": [m.to_dict() for m in page.messages],
+            "hasMore": page.has_more,
+        }
+
+    async def _refresh_session(self, state: SocketState, payload: Any) -> dict[str, Any]:
+        data = schemas.load(RefreshSessionEvent, payload)
+        principal, claims = await self.services.sessions.authenticate(data["token"])
+        if principal.agent_id != state.agent_id:
+            raise Forbidden("the new session belongs to another agent")
+        state.principal = principal
+        state.expires_at = claims.expires_at
+        self.hub.schedule_expiry(state)
+        return {"expiresAt": iso(claims.expires_at)}

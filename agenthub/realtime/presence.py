@@ -1,0 +1,113 @@
+"""Who is online where, in memory (one process): an agent is online in a room while at least
+one of its sockets is in that room. A pruning timer drops sockets that stopped answering
+heartbeats, so a half-open connection does not stay "online" forever."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+
+log = logging.getLogger("agenthub.realtime")
+
+
+class Presence:
+    def __init__(self) -> None:
+        self._agent_of: dict[str, uuid.UUID] = {}
+        self._rooms_of: dict[str, set[uuid.UUID]] = {}
+        # room -> agent -> that agent's sockets in the room
+        self._online: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = {}
+
+    def add_socket(self, sid: str, agent_id: uuid.UUID) -> None:
+        self._agent_of[sid] = agent_id
+        self._rooms_of.setdefault(sid, set())
+
+    def join(self, sid: str, room_id: uuid.UUID) -> bool:
+        """Put the socket in the room; True when its agent just came online there."""
+        agent_id = self._agent_of.get(sid)
+        if agent_id is None:
+            return False
+        self._rooms_of[sid].add(room_id)
+        agents = self._online.setdefault(room_id, {})
+        sockets = agents.setdefault(agent_id, set())
+        first = not sockets
+        sockets.add(sid)
+        return first
+
+    def leave(self, sid: str, room_id: uuid.UUID) -> bool:
+        """Take the socket out of the room; True when its agent just went offline there."""
+        agent_id = self._agent_of.get(sid)
+        if agent_id is None or room_id not in self._rooms_of.get(sid, ()):
+            return False
+        self._rooms_of[sid].discard(room_id)
+        agents = self._online.get(room_id, {})
+        sockets = agents.get(agent_id, set())
+        sockets.discard(sid)
+        if sockets:
+            return False
+        agents.pop(agent_id, None)
+        if not agents:
+            self._online.pop(room_id, None)
+        return True
+
+    def remove_socket(self, sid: str) -> list[uuid.UUID]:
+        """Forget the socket; the rooms where its agent went offline because of it."""
+        offline = [room for room in list(self._rooms_of.get(sid, ())) if self.leave(sid, room)]
+        self._agent_of.pop(sid, None)
+        self._rooms_of.pop(sid, None)
+        return offline
+
+    def is_online(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
+        return bool(self._online.get(room_id, {}).get(agent_id))
+
+    def rooms_of(self, sid: str) -> frozenset[uuid.UUID]:
+        return frozenset(self._rooms_of.get(sid, ()))
+
+    def sockets(self) -> Iterable[str]:
+        return list(self._agent_of)
+
+
+class HeartbeatPruner:
+    """Every ``interval`` seconds, drop the sockets ``is_alive`` says missed their heartbeats."""
+
+    def __init__(
+        self,
+        presence: Presence,
+        is_alive: Callable[[str], bool],
+        drop: Callable[[str], Awaitable[None]],
+        interval: float,
+    ) -> None:
+        self._presence = presence
+        self._is_alive = is_alive
+        self._drop = drop
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def prune_once(self) -> int:
+        dead = [sid for sid in self._presence.sockets() if not self._is_alive(sid)]
+        for sid in dead:
+            log.info("socket %s missed its heartbeats; dropping it", sid)
+            await self._drop(sid)
+        return len(dead)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.prune_once()
+            except Exception:
+                # The timer must outlive one bad pass, or presence would silently go stale.
+                log.exception("presence pruning failed")
