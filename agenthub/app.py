@@ -14,24 +14,28 @@ import tornado.web
 from agenthub import systemd
 from agenthub.api.base import NotFoundHandler
 from agenthub.api.routes import url_specs
+from agenthub.api.security import HttpGuards, SecurityHeaders
 from agenthub.config import Settings
+from agenthub.metrics import Metrics
+from agenthub.realtime.server import RealtimeServer
 from agenthub.services.registry import Services, build_services
-from agenthub.store.db import Database
+from agenthub.store.db import Database, QueryObserver
 
 log = logging.getLogger("agenthub")
 access_log = logging.getLogger("agenthub.access")
 
 
-def make_database(settings: Settings) -> Database:
+def make_database(settings: Settings, observe: QueryObserver | None = None) -> Database:
     return Database(
         settings.dsn(),
         maxsize=settings.db_pool_max,
         acquire_timeout=settings.db_connect_timeout,
+        observe=observe,
     )
 
 
-async def build_services_started(settings: Settings) -> Services:
-    db = make_database(settings)
+async def build_services_started(settings: Settings, metrics: Metrics | None = None) -> Services:
+    db = make_database(settings, None if metrics is None else metrics.observe_db_query)
     await db.start()
     return build_services(settings, db)
 
@@ -54,15 +58,48 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
-def make_app(services: Services) -> tornado.web.Application:
+def make_app(
+    services: Services,
+    realtime: RealtimeServer | None = None,
+    metrics: Metrics | None = None,
+) -> tornado.web.Application:
+    if metrics is None:
+        metrics = Metrics(process_collectors=False)
+    # Counted once the message is committed: services publish MessagePosted after COMMIT.
+    services.bus.subscribe(metrics.on_event)
+    guards = HttpGuards.from_settings(services.settings, metrics)
+
+    def log_request(handler: tornado.web.RequestHandler) -> None:
+        _log_request(handler)
+        metrics.observe_http(
+            handler.request.method or "",
+            getattr(handler, "route", "unmatched"),
+            handler.get_status(),
+            handler.request.request_time(),
+        )
+
     settings: dict[str, Any] = {
         "default_handler_class": NotFoundHandler,
-        "default_handler_args": {"services": services},
-        "log_function": _log_request,
+        "default_handler_args": {"services": services, "guards": guards},
+        "log_function": log_request,
         "compress_response": False,
         "xsrf_cookies": False,
+        # Frames above engine.io's limit close the socket anyway; don't buffer 10 MiB first.
+        "websocket_max_message_size": services.settings.max_request_bytes + 1024,
     }
-    return tornado.web.Application(url_specs(services), **settings)
+    routes: list[Any] = list(url_specs(services, guards))
+    if realtime is not None:
+        routes.append(realtime.url_spec())
+    app = tornado.web.Application(routes, **settings)
+    app.add_transform(SecurityHeaders)
+    return app
+
+
+def make_realtime(services: Services) -> RealtimeServer | None:
+    """The socket.io layer, or None when FEATURE_MESSAGING_ENABLED is off (REST stays)."""
+    if not services.settings.feature_messaging_enabled:
+        return None
+    return RealtimeServer(services)
 
 
 async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
@@ -79,8 +116,10 @@ async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
 
 
 async def serve(settings: Settings) -> int:
-    services = await build_services_started(settings)
-    app = make_app(services)
+    metrics = Metrics()
+    services = await build_services_started(settings, metrics)
+    realtime = make_realtime(services)
+    app = make_app(services, realtime, metrics)
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=settings.max_request_bytes * 4, idle_connection_timeout=120
     )
@@ -92,6 +131,9 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    if realtime is not None:
+        realtime.start()
+        log.info("socket.io namespace /agents mounted at /socket.io/")
     if await wait_for_database(services, stop):
         systemd.notify("READY=1")
         log.info("database reachable; ready")
@@ -100,6 +142,8 @@ async def serve(settings: Settings) -> int:
     systemd.notify("STOPPING=1")
     log.info("shutting down: draining connections")
     server.stop()
+    if realtime is not None:
+        await realtime.shutdown()
     try:
         await asyncio.wait_for(server.close_all_connections(), timeout=10)
     except TimeoutError:

@@ -16,7 +16,7 @@ from marshmallow import fields as mf
 
 EX_CONFIG = 78
 
-SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password"})
+SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password", "metrics_token"})
 
 
 class ConfigError(Exception):
@@ -79,6 +79,12 @@ class SettingsSchema(Schema):
     POSTGRES_DB = mf.String(load_default="agenthub", validate=validate.Length(min=1))
     POSTGRES_USER = mf.String(load_default="agenthub", validate=validate.Length(min=1))
     POSTGRES_PASSWORD = mf.String(load_default="")
+    # Not libpq's "prefer": its retry without SSL opens a second socket under aiopg's
+    # feet, which aiopg does not survive (seen with `sudo agenthub` and HOME=/root).
+    POSTGRES_SSLMODE = mf.String(
+        load_default="disable",
+        validate=validate.OneOf(["disable", "require", "verify-ca", "verify-full"]),
+    )
     DB_POOL_MAX = mf.Integer(load_default=10, validate=validate.Range(min=1, max=200))
     DB_CONNECT_TIMEOUT = mf.Float(load_default=5.0, validate=validate.Range(min=0.1, max=120))
     ALLOWED_ORIGINS = _Origins(load_default=("http://localhost:3000", "http://127.0.0.1:3000"))
@@ -92,6 +98,27 @@ class SettingsSchema(Schema):
     PAGE_SIZE_DEFAULT = mf.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
     PAGE_SIZE_MAX = mf.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
     ARGON2_WORKERS = mf.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    RATE_LIMIT_ANONYMOUS_PER_MINUTE = mf.Integer(
+        load_default=100, validate=validate.Range(min=1, max=10_000_000)
+    )
+    RATE_LIMIT_AGENT_PER_MINUTE = mf.Integer(
+        load_default=600, validate=validate.Range(min=1, max=10_000_000)
+    )
+    RATE_LIMIT_LOGIN_FAILURES_PER_ADDRESS = mf.Integer(
+        load_default=10, validate=validate.Range(min=1, max=10_000_000)
+    )
+    RATE_LIMIT_LOGIN_FAILURES_PER_PREFIX = mf.Integer(
+        load_default=5, validate=validate.Range(min=1, max=10_000_000)
+    )
+    METRICS_TOKEN = mf.String(load_default="")
+    SOCKET_EVENTS_PER_SECOND = mf.Float(
+        load_default=30.0, validate=validate.Range(min=0.1, max=100_000)
+    )
+    SOCKET_BURST = mf.Integer(load_default=30, validate=validate.Range(min=1, max=100_000))
+    SOCKET_FLOOD_DISCONNECT_AFTER = mf.Integer(
+        load_default=60, validate=validate.Range(min=1, max=1_000_000)
+    )
+    PRESENCE_TIMEOUT_SECONDS = mf.Integer(load_default=30, validate=validate.Range(min=3, max=3600))
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -111,6 +138,7 @@ class Settings:
     postgres_db: str
     postgres_user: str
     postgres_password: str
+    postgres_sslmode: str
     db_pool_max: int
     db_connect_timeout: float
     allowed_origins: tuple[str, ...]
@@ -120,6 +148,15 @@ class Settings:
     page_size_default: int
     page_size_max: int
     argon2_workers: int
+    rate_limit_anonymous_per_minute: int
+    rate_limit_agent_per_minute: int
+    rate_limit_login_failures_per_address: int
+    rate_limit_login_failures_per_prefix: int
+    metrics_token: str
+    socket_events_per_second: float
+    socket_burst: int
+    socket_flood_disconnect_after: int
+    presence_timeout_seconds: int
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""
@@ -130,6 +167,7 @@ class Settings:
             "user": self.postgres_user,
             "connect_timeout": str(max(1, round(self.db_connect_timeout))),
             "application_name": "agenthub",
+            "sslmode": self.postgres_sslmode,
         }
         if self.postgres_password:
             parts["password"] = self.postgres_password
@@ -145,6 +183,7 @@ class Settings:
             host=self.postgres_host,
             port=self.postgres_port,
             database=self.postgres_db,
+            query={"sslmode": self.postgres_sslmode},
         )
         return url.render_as_string(hide_password=False)
 

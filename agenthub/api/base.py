@@ -13,8 +13,11 @@ from marshmallow import Schema
 from tornado.http1connection import HTTP1Connection
 
 from agenthub import schemas
+from agenthub.api.security import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, HttpGuards
+from agenthub.auth import jwt_tokens
 from agenthub.errors import (
     AppError,
+    Forbidden,
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
@@ -48,21 +51,75 @@ class BaseHandler(tornado.web.RequestHandler):
 
     route = "unmatched"
     auth_required = True
+    # Limits, CORS and metrics; None only for a handler built outside agenthub.app.
+    guards: HttpGuards | None = None
 
-    def initialize(self, services: Services) -> None:
+    def initialize(self, services: Services, guards: HttpGuards | None = None) -> None:
         self.services = services
         self.settings_ = services.settings
+        self.guards = guards
         self.principal: Principal | None = None
         self._body = bytearray()
         self._body_overflow = False
+        self._apply_cors()
+
+    @classmethod
+    def methods(cls) -> list[str]:
+        """The HTTP methods this handler implements (OPTIONS, the CORS preflight, aside)."""
+        base = tornado.web.RequestHandler
+        return [
+            m
+            for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(cls, m.lower()) is not getattr(base, m.lower())
+        ]
 
     # --- plumbing -----------------------------------------------------------------------
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        self._apply_cors()  # again after clear(): error responses keep their CORS headers
+
+    def _apply_cors(self) -> None:
+        if self.guards is None:
+            return
+        self.set_header("Vary", "Origin")
+        origin = self.request.headers.get("Origin")
+        if origin is not None and self.guards.cors.allows(origin):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
+
+    def _check_origin_and_rate(self) -> None:
+        """Before any work: refuse a browser origin outside ALLOWED_ORIGINS, then charge the
+        request to its agent (a JWT with a valid signature) or else to its client address.
+        Only the signature is checked here (no database), so a refused request costs nothing."""
+        if self.guards is None:
+            return
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.guards.cors.allows(origin):
+            raise Forbidden("origin not allowed", {"origin": origin[:200]})
+        if self.auth_required and self.request.method != "OPTIONS":
+            agent_id = self._signed_agent_id()
+            if agent_id is not None:
+                self.guards.requests.check_agent(agent_id)
+                return
+        self.guards.requests.check_address(self.request.remote_ip or "unknown")
+
+    def _signed_agent_id(self) -> str | None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            return None
+        try:
+            claims = jwt_tokens.decode(self.settings_.jwt_secret, credential.strip())
+        except jwt_tokens.InvalidSession:
+            return None
+        return str(claims.agent_id)
 
     async def prepare(self) -> None:
+        self._check_origin_and_rate()
+        if self.request.method not in (*self.methods(), "OPTIONS"):
+            raise tornado.web.HTTPError(405)  # before auth: the route has no such method
         limit = self.settings_.max_request_bytes
         length = self.request.headers.get("Content-Length")
         if length is not None:
@@ -70,14 +127,28 @@ class BaseHandler(tornado.web.RequestHandler):
                 too_big = int(length) > limit
             except ValueError:
                 raise ValidationFailed("invalid Content-Length header") from None
-            if too_big:
+            if too_big and self.request.method in _BODY_METHODS and int(length) <= limit * 4:
+                # Read and discard it, then json_body answers 413: rejecting now makes tornado
+                # close with unread input, and the client gets a reset instead of the 413.
+                self._body_overflow = True
+            elif too_big:
                 raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
         # Stop reading a chunked upload that runs far past the limit.
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
             connection.set_max_body_size(limit * 4)
-        if self.auth_required:
+        if self.auth_required and self.request.method != "OPTIONS":
             self.principal = await self.authenticate()
+
+    async def options(self, *args: str) -> None:
+        """CORS preflight (the origin was checked in ``prepare``) or a plain OPTIONS."""
+        methods = ", ".join([*self.methods(), "OPTIONS"])
+        self.set_header("Allow", methods)
+        if self.request.headers.get("Origin") is not None:
+            self.set_header("Access-Control-Allow-Methods", methods)
+            self.set_header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
+            self.set_header("Access-Control-Max-Age", CORS_MAX_AGE)
+        self.reply(204, None)
 
     def data_received(self, chunk: bytes) -> None:
         if len(self._body) + len(chunk) > self.settings_.max_request_bytes:
@@ -202,6 +273,8 @@ class BaseHandler(tornado.web.RequestHandler):
             message = "internal error"
         code = _HTTP_CODES.get(status_code, "internal" if status_code >= 500 else "error")
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        if status_code == 405:  # RFC 9110: say which methods the resource does support
+            self.set_header("Allow", ", ".join([*self.methods(), "OPTIONS"]))
         self.finish(
             json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
         )
@@ -222,4 +295,5 @@ class NotFoundHandler(BaseHandler):
     route = "unmatched"
 
     async def prepare(self) -> None:
+        self._check_origin_and_rate()
         raise tornado.web.HTTPError(404, "no such route")

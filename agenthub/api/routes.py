@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agenthub.api import agents, audit, health, rooms, sessions
+from agenthub.api import agents, audit, health, metrics_handler, openapi, rooms, sessions
 from agenthub.api.base import BaseHandler
+from agenthub.api.security import HttpGuards
 
 _SEGMENT = r"([^/]+)"
 
@@ -24,6 +25,8 @@ HANDLERS: list[type[BaseHandler]] = [
     rooms.MemberHandler,
     rooms.MessagesHandler,
     audit.AuditHandler,
+    metrics_handler.MetricsHandler,
+    openapi.OpenApiHandler,
 ]
 
 
@@ -34,5 +37,8 @@ def _regex(route: str) -> str:
     return "/".join(parts) + "/?$" if route != "/" else "/$"
 
 
-def url_specs(services: Any) -> list[tuple[str, type[BaseHandler], dict[str, Any]]]:
-    return [(_regex(h.route), h, {"services": services}) for h in HANDLERS]
+def url_specs(
+    services: Any, guards: HttpGuards | None = None
+) -> list[tuple[str, type[BaseHandler], dict[str, Any]]]:
+    args = {"services": services, "guards": guards}
+    return [(_regex(h.route), h, args) for h in HANDLERS]

@@ -1,0 +1,82 @@
+"""HTTP hardening shared by every handler: security headers, the CORS origin policy, and the
+limits built once in ``agenthub.app`` (docs/SECURITY.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tornado.httputil
+import tornado.web
+
+from agenthub.config import Settings
+from agenthub.metrics import Metrics
+from agenthub.ratelimit import LoginLimits, RequestLimits
+from agenthub.realtime.origins import OriginPolicy
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+# What a browser script may send and read across origins.
+CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+CORS_EXPOSE_HEADERS = "Location, Retry-After, WWW-Authenticate"
+CORS_MAX_AGE = "600"
+
+
+class SecurityHeaders(tornado.web.OutputTransform):
+    """Adds the security headers to every response the application sends, whichever handler
+    (REST, /metrics, socket.io polling) wrote it, errors included."""
+
+    def transform_first_chunk(
+        self,
+        status_code: int,
+        headers: tornado.httputil.HTTPHeaders,
+        chunk: bytes,
+        finishing: bool,
+    ) -> tuple[int, tornado.httputil.HTTPHeaders, bytes]:
+        for name, value in SECURITY_HEADERS.items():
+            if name not in headers:
+                headers[name] = value
+        return status_code, headers, chunk
+
+
+class CorsPolicy:
+    """Browser origins allowed by ``ALLOWED_ORIGINS``: exact origins, CIDR blocks matched
+    against an IP-literal origin host, or ``*``. The same ``OriginPolicy`` object is what the
+    socket.io server gets as ``cors_allowed_origins``, so both endpoints answer alike."""
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.any = "*" in allowed
+        self.policy = OriginPolicy(item for item in allowed if item != "*")
+
+    def allows(self, origin: str) -> bool:
+        return self.any or self.policy.allows(origin)
+
+
+@dataclass
+class HttpGuards:
+    """Per-application HTTP state handed to every handler (never a module global)."""
+
+    cors: CorsPolicy
+    requests: RequestLimits
+    logins: LoginLimits
+    metrics: Metrics
+    metrics_token: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> HttpGuards:
+        return cls(
+            cors=CorsPolicy(settings.allowed_origins),
+            requests=RequestLimits(
+                settings.rate_limit_anonymous_per_minute, settings.rate_limit_agent_per_minute
+            ),
+            logins=LoginLimits(
+                settings.rate_limit_login_failures_per_address,
+                settings.rate_limit_login_failures_per_prefix,
+            ),
+            metrics=metrics,
+            metrics_token=settings.metrics_token,
+        )
