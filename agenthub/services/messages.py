@@ -9,7 +9,6 @@ from agenthub import cursors
 from agenthub.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from agenthub.events import EventBus, MessagePosted
 from agenthub.models import Message, Principal
-from agenthub.services.audit import record
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
 from agenthub.store import rooms as room_store
@@ -94,25 +93,16 @@ class MessageService:
                             {"clientMsgId": "already used in another room"},
                         )
                     return PostResult(Message.from_row(existing), created=False)
-            seq = await room_store.next_seq(s, room_id)
-            if seq is None:
-                raise NotFound("room not found")
-            row = await message_store.insert(
+            # Seq, message and its audit row in one statement: see store.messages.insert_next.
+            row = await message_store.insert_next(
                 s,
                 room_id=room_id,
-                seq=seq,
                 sender_id=principal.agent_id,
                 body=body,
                 client_msg_id=client_msg_id,
             )
-            await record(
-                s,
-                "message-sent",
-                principal.agent_id,
-                roomId=str(room_id),
-                messageId=str(row["id"]),
-                seq=seq,
-            )
+            if row is None:
+                raise NotFound("room not found")
         return PostResult(Message.from_row(row), created=True)
 
     async def list_messages(

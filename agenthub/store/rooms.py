@@ -99,14 +99,3 @@ async def remove_member(s: Session, room_id: uuid.UUID, agent_id: uuid.UUID) -> 
         )
     )
     return removed == 1
-
-
-async def next_seq(s: Session, room_id: uuid.UUID) -> int | None:
-    """Bump the room's sequence under its row lock; the lock is held until commit."""
-    value = await s.scalar(
-        sa.update(rooms)
-        .where(rooms.c.id == room_id)
-        .values(last_seq=rooms.c.last_seq + 1)
-        .returning(rooms.c.last_seq)
-    )
-    return None if value is None else int(value)
