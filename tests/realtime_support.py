@@ -1,5 +1,5 @@
 """Helpers for the socket.io tests: a python-socketio AsyncClient that records what it hears,
-and the documented catch-up recipe (docs/API-realtime.md) as a small client class."""
+and the documented catch-up recipe (docs/API.md, "Real time") as a small client class."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def error_code(ack: Any) -> str:
 
 
 class CatchUpClient:
-    """The client recipe from docs/API-realtime.md: remember the last seq delivered per room,
+    """The client recipe from docs/API.md, "Real time": remember the last seq delivered per room,
     deliver ``message:new`` only when it is the next seq, hold anything after a gap, and fill
     gaps (and the time spent disconnected) with ``room:sync``. Delivers each seq exactly once,
     in order."""
