@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+
+# Run as a script (python bench/rest_post.py): make the repository importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.helpers import free_port, pg_params
 
 AGENTHUB = shutil.which("agenthub", path=str(Path(sys.executable).parent)) or "agenthub"
 
@@ -95,24 +99,6 @@ def login(base_url: str, api_token: str) -> str:
 # --- a private server, built the way the tests build theirs ---------------------------------
 
 
-def _pg_params(dbname: str) -> dict[str, str]:
-    params = {
-        "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-        "port": os.environ.get("POSTGRES_PORT", "5432"),
-        "user": os.environ.get("POSTGRES_USER", "agenthub"),
-        "dbname": dbname,
-    }
-    if os.environ.get("POSTGRES_PASSWORD"):
-        params["password"] = os.environ["POSTGRES_PASSWORD"]
-    return params
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class LocalServer:
     base_url: str
@@ -123,11 +109,11 @@ class LocalServer:
 @contextmanager
 def local_server(pool_max: int | None) -> Iterator[LocalServer]:
     name = f"agenthub_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_db = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+    admin_db = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
     admin_db.autocommit = True
     with admin_db.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         POSTGRES_DB=name,

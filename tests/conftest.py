@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,27 +22,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.helpers import Api
+from tests.helpers import Api, free_port, pg_params
 
 AGENTHUB = shutil.which("agenthub", path=str(Path(sys.executable).parent)) or "agenthub"
-
-
-def _pg_params(dbname: str) -> dict[str, str]:
-    params = {
-        "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-        "port": os.environ.get("POSTGRES_PORT", "5432"),
-        "user": os.environ.get("POSTGRES_USER", "agenthub"),
-        "dbname": dbname,
-    }
-    if os.environ.get("POSTGRES_PASSWORD"):
-        params["password"] = os.environ["POSTGRES_PASSWORD"]
-    return params
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -52,7 +33,7 @@ class TestDatabase:
     env: dict[str, str]
 
     def connect(self) -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(**_pg_params(self.name))
+        conn = psycopg2.connect(**pg_params(self.name))
         conn.autocommit = True
         return conn
 
@@ -60,7 +41,7 @@ class TestDatabase:
 @pytest.fixture(scope="session")
 def database() -> Iterator[TestDatabase]:
     name = f"agenthub_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+    admin = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
@@ -250,7 +231,7 @@ def fresh_database(database: TestDatabase) -> Iterator[Callable[[], TestDatabase
 
     def factory() -> TestDatabase:
         name = f"{database.name}_x{len(created)}"
-        admin = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+        admin = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
@@ -261,7 +242,7 @@ def fresh_database(database: TestDatabase) -> Iterator[Callable[[], TestDatabase
         return TestDatabase(name, env)
 
     yield factory
-    admin = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+    admin = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
     admin.autocommit = True
     with admin.cursor() as cur:
         for name in created:

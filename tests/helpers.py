@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,3 +87,22 @@ class Api:
 
     def delete(self, path: str, **kw: Any) -> Response:
         return self.request("DELETE", path, **kw)
+
+
+def pg_params(dbname: str) -> dict[str, str]:
+    """psycopg2 connection keywords from POSTGRES_* (as scripts/test exports them)."""
+    params = {
+        "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        "port": os.environ.get("POSTGRES_PORT", "5432"),
+        "user": os.environ.get("POSTGRES_USER", "agenthub"),
+        "dbname": dbname,
+    }
+    if os.environ.get("POSTGRES_PASSWORD"):
+        params["password"] = os.environ["POSTGRES_PASSWORD"]
+    return params
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

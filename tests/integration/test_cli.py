@@ -190,7 +190,7 @@ def test_missing_jwt_secret_exits_78(database):
 
 
 def test_database_unreachable_exits_69(database):
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     env = dict(database.env, POSTGRES_PORT=str(free_port()), DB_CONNECT_TIMEOUT="1")
     out = run_cli(env, "agent", "list", check=False)

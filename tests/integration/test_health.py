@@ -7,7 +7,8 @@ import uuid
 
 import jwt as pyjwt
 
-from tests.conftest import free_port, start_server, stop_server
+from tests.conftest import start_server, stop_server
+from tests.helpers import free_port
 
 
 def test_healthz(server):

@@ -312,7 +312,8 @@ def test_database_away_gives_unavailable_in_the_ack(fresh_database, tmp_path):
 
     import psycopg2
 
-    from tests.conftest import _pg_params, login, run_cli, start_server, stop_server
+    from tests.conftest import login, run_cli, start_server, stop_server
+    from tests.helpers import pg_params
 
     db = fresh_database()
     name = "dbaway-admin"
@@ -320,7 +321,7 @@ def test_database_away_gives_unavailable_in_the_ack(fresh_database, tmp_path):
     token = run_cli(db.env, "token", "issue", "--agent", name).stdout.strip()
     srv = start_server(db.env, tmp_path / "server.log")
     # ALTER DATABASE … ALLOW_CONNECTIONS must come from a connection to another database.
-    admin_conn = psycopg2.connect(**_pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
+    admin_conn = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
     admin_conn.autocommit = True
     try:
         jwt = login(srv, token)
