@@ -65,6 +65,9 @@ def make_app(
 ) -> tornado.web.Application:
     if metrics is None:
         metrics = Metrics(process_collectors=False)
+    if realtime is not None and realtime.metrics is None:
+        # A socket layer built without metrics reports to the registry /metrics serves.
+        realtime.bind_metrics(metrics)
     # Counted once the message is committed: services publish MessagePosted after COMMIT.
     services.bus.subscribe(metrics.on_event)
     guards = HttpGuards.from_settings(services.settings, metrics)
@@ -95,11 +98,11 @@ def make_app(
     return app
 
 
-def make_realtime(services: Services) -> RealtimeServer | None:
+def make_realtime(services: Services, metrics: Metrics | None = None) -> RealtimeServer | None:
     """The socket.io layer, or None when FEATURE_MESSAGING_ENABLED is off (REST stays)."""
     if not services.settings.feature_messaging_enabled:
         return None
-    return RealtimeServer(services)
+    return RealtimeServer(services, metrics)
 
 
 async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
@@ -118,7 +121,7 @@ async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
 async def serve(settings: Settings) -> int:
     metrics = Metrics()
     services = await build_services_started(settings, metrics)
-    realtime = make_realtime(services)
+    realtime = make_realtime(services, metrics)
     app = make_app(services, realtime, metrics)
     server = tornado.httpserver.HTTPServer(
         app, max_body_size=settings.max_request_bytes * 4, idle_connection_timeout=120

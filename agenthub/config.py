@@ -119,6 +119,7 @@ class SettingsSchema(Schema):
         load_default=60, validate=validate.Range(min=1, max=1_000_000)
     )
     PRESENCE_TIMEOUT_SECONDS = mf.Integer(load_default=30, validate=validate.Range(min=3, max=3600))
+    SOCKET_REVALIDATE_SECONDS = mf.Integer(load_default=5, validate=validate.Range(min=1, max=300))
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -157,6 +158,7 @@ class Settings:
     socket_burst: int
     socket_flood_disconnect_after: int
     presence_timeout_seconds: int
+    socket_revalidate_seconds: int
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""

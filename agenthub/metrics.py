@@ -2,8 +2,8 @@
 
 Names and labels are the contract ops dashboards and alerts are written against
 (docs/METRICS.md); change them only with the dashboard and the alerts. Every label value comes
-from a bounded set (route patterns, normalised SQL verbs, HTTP methods), except ``room_id``,
-which is bounded by the number of rooms.
+from a bounded set (route patterns, normalised SQL verbs, HTTP methods, the socket events the
+namespace knows, else "unknown"), except ``room_id``, which is bounded by the number of rooms.
 """
 
 from __future__ import annotations

@@ -56,6 +56,10 @@ class Connections:
     def of_agent(self, agent_id: uuid.UUID) -> list[SocketState]:
         return [self._by_sid[sid] for sid in sorted(self._by_agent.get(agent_id, ()))]
 
+    def agent_count(self) -> int:
+        """Distinct agents with at least one socket."""
+        return len(self._by_agent)
+
     def all(self) -> list[SocketState]:
         return list(self._by_sid.values())
 

@@ -177,7 +177,15 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid, data = args[0], args[1:]
-        return await self.dispatch(sid, event, data)
+        started = time.perf_counter()
+        ack = await self.dispatch(sid, event, data)
+        metrics = self.hub.metrics
+        if metrics is not None:
+            # Event names come from clients: only known ones become label values, so a client
+            # cannot grow the metric's series without bound.
+            known = isinstance(event, str) and event in self._events
+            metrics.observe_ws(event if known else "unknown", time.perf_counter() - started)
+        return ack
 
     async def dispatch(self, sid: str, event: Any, data: tuple[Any, ...]) -> Ack:
         state = self.hub.connections.get(sid)

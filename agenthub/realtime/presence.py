@@ -62,6 +62,10 @@ class Presence:
     def is_online(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
         return bool(self._online.get(room_id, {}).get(agent_id))
 
+    def room_count(self) -> int:
+        """Rooms where at least one agent is online."""
+        return len(self._online)
+
     def rooms_of(self, sid: str) -> frozenset[uuid.UUID]:
         return frozenset(self._rooms_of.get(sid, ()))
 

@@ -22,6 +22,7 @@ from agenthub.events import (
     MessagePosted,
     TokenRevoked,
 )
+from agenthub.metrics import Metrics
 from agenthub.models import Principal
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
@@ -29,7 +30,9 @@ from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.origins import cors_setting
 from agenthub.realtime.presence import HeartbeatPruner, Presence
 from agenthub.realtime.rate_limit import FloodGuard
+from agenthub.realtime.revalidation import SessionRevalidator
 from agenthub.services.registry import Services
+from agenthub.services.sessions import SessionStanding
 
 log = logging.getLogger("agenthub.realtime")
 
@@ -52,10 +55,21 @@ def _library_log(name: str) -> _LibraryLog:
     return _LibraryLog(logger, {})
 
 
+# What a socket is told when the periodic re-check finds its session no longer valid; the
+# first two are the words the in-process (REST) revocation path uses.
+_ENDED_BECAUSE = {
+    "revoked": "the API token was revoked",
+    "agent-disabled": "the agent was disabled",
+    "expired": "the API token expired",
+    "unknown": "the API token no longer exists",
+}
+
+
 class RealtimeServer:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, metrics: Metrics | None = None) -> None:
         settings = services.settings
         self.services = services
+        self.metrics: Metrics | None = None
         self.connections = Connections()
         self.presence = Presence()
         # engine.io pings every third of the presence timeout and waits two thirds for the
@@ -77,9 +91,26 @@ class RealtimeServer:
         self.pruner = HeartbeatPruner(
             self.presence, self.is_alive, self.drop, interval=max(0.5, timeout / 10)
         )
+        self.revalidator = SessionRevalidator(
+            self.connections,
+            services.sessions.standing,
+            self.end_session,
+            interval=float(settings.socket_revalidate_seconds),
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         services.bus.subscribe(self.on_event)
         services.rooms.set_online_check(self.presence.is_online)
+        if metrics is not None:
+            self.bind_metrics(metrics)
+
+    def bind_metrics(self, metrics: Metrics) -> None:
+        """Report socket counts and event latency to ``metrics``. The gauges are read from
+        the connection and presence tables when scraped, so they cannot drift from them."""
+        self.metrics = metrics
+        metrics.track_presence(
+            lambda: float(self.connections.agent_count()),
+            lambda: float(self.presence.room_count()),
+        )
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -108,11 +139,13 @@ class RealtimeServer:
 
     def start(self) -> None:
         self.pruner.start()
+        self.revalidator.start()
 
     async def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Close every socket at the transport level, so clients reconnect to the next
         process instead of treating it as a deliberate server disconnect."""
         await self.pruner.stop()
+        await self.revalidator.stop()
         for state in self.connections.all():
             state.closing = True
             if state.expiry is not None:
@@ -220,6 +253,13 @@ class RealtimeServer:
         with contextlib.suppress(Exception):
             await self.sio.emit(event, payload, to=sid, namespace=NAMESPACE)
         await self.drop(sid)
+
+    async def end_session(self, state: SocketState, standing: SessionStanding) -> None:
+        """The periodic re-check found this socket's session no longer valid: end it the way
+        an in-process revocation does (``session:revoked``, then disconnect)."""
+        reason = standing.problem or "unknown"
+        message = _ENDED_BECAUSE.get(reason, _ENDED_BECAUSE["unknown"])
+        await self.kick(state.sid, "session:revoked", {"code": "unauthorized", "message": message})
 
     def is_alive(self, sid: str) -> bool:
         """False when the socket's engine.io connection is gone or its pong is overdue."""

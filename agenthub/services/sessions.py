@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from agenthub.auth import api_tokens, jwt_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Unauthorized
@@ -12,6 +16,21 @@ from agenthub.store import tokens as token_store
 from agenthub.store.db import Database
 
 _REJECTED = "invalid, expired or revoked API token"
+
+
+@dataclass(frozen=True)
+class SessionStanding:
+    """What the database says now about the API token behind a live session."""
+
+    agent_id: uuid.UUID | None
+    role: str | None
+    # None while the session may go on; else why not: "revoked", "expired" (the API token),
+    # "agent-disabled", or "unknown" (the token is gone).
+    problem: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.problem is None
 
 
 class SessionService:
@@ -97,3 +116,29 @@ class SessionService:
             token_prefix=claims.token_prefix,
         )
         return principal, claims
+
+    async def standing(self, prefixes: Iterable[str]) -> dict[str, SessionStanding]:
+        """Re-check many live sessions at once by their API token prefixes: the same rules as
+        ``authenticate``, in one query. Long-lived connections (sockets) call this
+        periodically, so a revocation made by another process (the CLI) reaches them too."""
+        wanted = sorted(set(prefixes))
+        if not wanted:
+            return {}
+        async with self._db.session() as s:
+            rows = await token_store.standing_by_prefixes(s, wanted)
+        found = {row["prefix"]: row for row in rows}
+        out: dict[str, SessionStanding] = {}
+        for prefix in wanted:
+            row = found.get(prefix)
+            if row is None:
+                out[prefix] = SessionStanding(None, None, "unknown")
+                continue
+            problem = None
+            if row["revoked"]:
+                problem = "revoked"
+            elif row["expired"]:
+                problem = "expired"
+            elif row["disabled"]:
+                problem = "agent-disabled"
+            out[prefix] = SessionStanding(row["agent_id"], row["role"], problem)
+        return out

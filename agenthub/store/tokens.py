@@ -52,6 +52,26 @@ async def with_agent_by_prefix(s: Session, prefix: str) -> Row | None:
     return await s.one(stmt)
 
 
+async def standing_by_prefixes(s: Session, prefixes: list[str]) -> list[Row]:
+    """For each known prefix among ``prefixes``: its agent, the agent's current role, and
+    whether the token is revoked or expired and the agent disabled. One statement for any
+    number of prefixes: the socket layer re-checks all its live sessions with it. An unknown
+    prefix has no row."""
+    stmt = (
+        sa.select(
+            api_tokens.c.prefix,
+            agents.c.id.label("agent_id"),
+            agents.c.role,
+            api_tokens.c.revoked_at.is_not(None).label("revoked"),
+            sa.func.coalesce(api_tokens.c.expires_at <= sa.func.now(), False).label("expired"),
+            agents.c.disabled_at.is_not(None).label("disabled"),
+        )
+        .join(agents, agents.c.id == api_tokens.c.agent_id)
+        .where(api_tokens.c.prefix.in_(prefixes))
+    )
+    return await s.all(stmt)
+
+
 async def by_prefix(s: Session, prefix: str) -> Row | None:
     return await s.one(sa.select(*_PUBLIC_COLUMNS).where(api_tokens.c.prefix == prefix))
 

@@ -1,0 +1,98 @@
+"""Live sockets re-checked against the database on a timer.
+
+A socket authenticates once, at the handshake. Revocations made in this process reach its
+sockets at once through the event bus; ones made by another process (``agenthub token
+revoke``, ``agenthub agent disable``) do not, so every ``interval`` seconds one query re-checks
+the API tokens behind all live sockets: sockets whose token or agent is no longer valid are
+ended, and a changed role is applied to the live connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from agenthub.errors import Unavailable
+from agenthub.realtime.connections import Connections, SocketState
+from agenthub.services.sessions import SessionStanding
+
+log = logging.getLogger("agenthub.realtime")
+
+StandingCheck = Callable[[Iterable[str]], Awaitable[dict[str, SessionStanding]]]
+EndSession = Callable[[SocketState, SessionStanding], Awaitable[None]]
+
+
+class SessionRevalidator:
+    def __init__(
+        self,
+        connections: Connections,
+        check: StandingCheck,
+        end: EndSession,
+        interval: float,
+    ) -> None:
+        self._connections = connections
+        self._check = check
+        self._end = end
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def revalidate_once(self) -> int:
+        """Check every live socket once; the number of sockets ended."""
+        # Remember which token each socket had when asked: a socket that switches to another
+        # token (session:refresh) while the query runs was just checked by that refresh.
+        checked = [(s, s.principal.token_prefix) for s in self._connections.all() if not s.closing]
+        if not checked:
+            return 0
+        standing = await self._check(prefix for _state, prefix in checked)
+        ended = 0
+        for state, prefix in checked:
+            if (
+                self._connections.get(state.sid) is not state
+                or state.closing
+                or state.principal.token_prefix != prefix
+            ):
+                continue  # gone, going, or re-authenticated in the meantime
+            now = standing.get(prefix)
+            if now is None:
+                continue  # not asked about (cannot happen); the next pass will
+            if not now.valid or now.agent_id != state.agent_id:
+                await self._end(state, now)
+                ended += 1
+            elif now.role is not None and now.role != state.principal.role:
+                log.info(
+                    "socket %s of agent %s: role %s -> %s",
+                    state.sid,
+                    state.principal.name,
+                    state.principal.role,
+                    now.role,
+                )
+                state.principal = dataclasses.replace(state.principal, role=now.role)
+        return ended
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.revalidate_once()
+            except Unavailable:
+                # The database layer already logs the outage; sockets keep running until it is
+                # back (new handshakes and REST calls fail meanwhile, so nothing is granted).
+                pass
+            except Exception:
+                # The timer must outlive one bad pass, or revocations would silently stop
+                # reaching live sockets.
+                log.exception("socket session revalidation failed")
