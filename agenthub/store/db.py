@@ -169,7 +169,11 @@ class Database:
             try:
                 await cur.execute("BEGIN")
                 yield Session(cur, self._observe)
+                # Timed too: the commit's WAL flush is often the slowest step of a write.
+                started = time.perf_counter()
                 await cur.execute("COMMIT")
+                if self._observe is not None:
+                    self._observe("commit", time.perf_counter() - started)
             except BaseException as exc:
                 try:
                     if not conn.closed:
