@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass
 
 from agenthub import cursors
-from agenthub.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from agenthub.errors import Conflict, Forbidden, PayloadTooLarge, ValidationFailed
 from agenthub.events import EventBus, MessagePosted
 from agenthub.models import Message, Principal
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
 from agenthub.store import rooms as room_store
-from agenthub.store.db import Database, UniqueViolation
+from agenthub.store.db import Database, Row, UniqueViolation
 
 MAX_CLIENT_MSG_ID = 128
 
@@ -61,8 +61,41 @@ class MessageService:
         client_msg_id: str | None = None,
     ) -> PostResult:
         self._check_body(body, client_msg_id)
+        result = await self._insert_as_member(principal, room_id, body, client_msg_id)
+        if result is None:
+            result = await self._insert_or_explain(principal, room_id, body, client_msg_id)
+        if result.created:
+            await self._bus.publish(MessagePosted(message=result.message))
+        return result
+
+    async def _insert_as_member(
+        self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
+    ) -> PostResult | None:
+        """The common case in one round trip: a member posts a new message. The statement is
+        its own transaction (autocommit session), and its conditions carry the membership
+        rule. None when it stored nothing (not a member, no such room, a retried
+        clientMsgId, or a concurrent retry that hit the unique constraint)."""
         try:
-            result = await self._insert(principal, room_id, body, client_msg_id)
+            async with self._db.session() as s:
+                row = await message_store.insert_next(
+                    s,
+                    room_id=room_id,
+                    sender_id=principal.agent_id,
+                    body=body,
+                    client_msg_id=client_msg_id,
+                )
+        except UniqueViolation:
+            return None
+        return None if row is None else PostResult(Message.from_row(row), created=True)
+
+    async def _insert_or_explain(
+        self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
+    ) -> PostResult:
+        """The careful path, step by step in one transaction: says why a post was refused
+        (404, 403, 409), returns the stored message for a retried clientMsgId, and stores the
+        message if the caller became a member in the meantime."""
+        try:
+            return await self._insert(principal, room_id, body, client_msg_id)
         except UniqueViolation:
             # A concurrent retry with the same clientMsgId committed first.
             assert client_msg_id is not None
@@ -70,10 +103,7 @@ class MessageService:
                 row = await message_store.by_client_msg_id(s, principal.agent_id, client_msg_id)
             if row is None:
                 raise
-            result = PostResult(Message.from_row(row), created=False)
-        if result.created:
-            await self._bus.publish(MessagePosted(message=result.message))
-        return result
+            return PostResult(Message.from_row(row), created=False)
 
     async def _insert(
         self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
@@ -87,13 +117,7 @@ class MessageService:
                     s, principal.agent_id, client_msg_id
                 )
                 if existing is not None:
-                    if existing["room_id"] != room_id:
-                        raise Conflict(
-                            "clientMsgId was already used in another room",
-                            {"clientMsgId": "already used in another room"},
-                        )
-                    return PostResult(Message.from_row(existing), created=False)
-            # Seq, message and its audit row in one statement: see store.messages.insert_next.
+                    return _retried(existing, room_id)
             row = await message_store.insert_next(
                 s,
                 room_id=room_id,
@@ -102,7 +126,15 @@ class MessageService:
                 client_msg_id=client_msg_id,
             )
             if row is None:
-                raise NotFound("room not found")
+                # Changed since the checks above (each statement sees the latest commits): a
+                # concurrent retry of this clientMsgId committed, or the membership went.
+                if client_msg_id is not None:
+                    existing = await message_store.by_client_msg_id(
+                        s, principal.agent_id, client_msg_id
+                    )
+                    if existing is not None:
+                        return _retried(existing, room_id)
+                raise Forbidden("only room members may post to this room")
         return PostResult(Message.from_row(row), created=True)
 
     async def list_messages(
@@ -137,3 +169,13 @@ class MessageService:
         if has_more and after_seq is None and rows:
             next_cursor = cursors.encode("messages", scope, int(rows[-1]["seq"]))
         return MessagePage([Message.from_row(r) for r in rows], next_cursor, has_more)
+
+
+def _retried(existing: Row, room_id: uuid.UUID) -> PostResult:
+    """The answer to a send whose clientMsgId the sender already used."""
+    if existing["room_id"] != room_id:
+        raise Conflict(
+            "clientMsgId was already used in another room",
+            {"clientMsgId": "already used in another room"},
+        )
+    return PostResult(Message.from_row(existing), created=False)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import aiopg
@@ -56,6 +57,26 @@ _compiled_cache: LRUCache[Any, SQLCompiler | None] = LRUCache(500)
 def _compile_fresh(stmt: ClauseElement) -> tuple[str, dict[str, Any]]:
     compiled = stmt.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
     return str(compiled), dict(compiled.params)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement compiled once; its named ``bindparam`` s are given at each execution, its
+    constants (literals the statement carries) are bound from here."""
+
+    sql: str
+    constants: dict[str, Any]
+
+    def bind(self, **values: Any) -> dict[str, Any]:
+        return {**self.constants, **values}
+
+
+def prepare(stmt: ClauseElement) -> Prepared:
+    compiled = cast(SQLCompiler, stmt.compile(dialect=_DIALECT))
+    named = {param.key: None for param in compiled.binds.values() if param.required}
+    resolved = compiled.construct_params(params=named)
+    constants = {name: value for name, value in resolved.items() if name not in named}
+    return Prepared(compiled.string, constants)
 
 
 def compile_statement(stmt: ClauseElement) -> tuple[str, dict[str, Any]]:

@@ -274,7 +274,9 @@ def test_reconnect_after_forced_disconnect_loses_nothing_and_duplicates_nothing(
                     sent.append(ack["message"]["seq"])
                     if i == total // 2:
                         halfway.set()
-                    await asyncio.sleep(0.02)  # spread sends over the disconnect and reconnect
+                    # Spread the sends over the disconnect and reconnect, and stay under the
+                    # 30 events/s flood limit however fast the server acks.
+                    await asyncio.sleep(0.04)
 
             sending = asyncio.create_task(send_all())
             await receiver.wait_delivered(room["id"], 10)
