@@ -90,6 +90,19 @@ def test_postgresql_active_and_loopback_only(host: Any) -> None:
     assert postgres == ["tcp://127.0.0.1:5432"], postgres
 
 
+# The distribution's own PostgreSQL major version, per release codename.
+DISTRIBUTION_POSTGRESQL = {"bookworm": "15", "noble": "16"}
+
+
+def test_postgresql_is_the_distributions_and_serves_agenthub(root: Any) -> None:
+    codename = root.system_info.codename
+    assert codename in DISTRIBUTION_POSTGRESQL, f"untested release {codename}"
+    version = root.check_output(
+        "runuser -u postgres -- psql -qAtX -d agenthub -c 'SHOW server_version_num'"
+    )
+    assert version[:2] == DISTRIBUTION_POSTGRESQL[codename], version
+
+
 def test_migrations_at_head(root: Any) -> None:
     result = root.run("cd / && agenthub migrate --check")
     assert result.rc == 0, result.stdout + result.stderr

@@ -1,4 +1,5 @@
-"""The machine under test: a booted Debian 12 container prepared by tests/system/run.
+"""The machine under test: a booted Debian 12 or Ubuntu 24.04 container prepared by
+tests/system/run.
 
 tests/system/run installs the .deb there, configures it and starts agenthub.service, then
 runs these tests; they talk to the container through tests/system/container.sh (commands
@@ -27,11 +28,16 @@ ENV_FILE = "/etc/agenthub/agenthub.env"
 DEADLINE_SECONDS = 90.0
 
 
+# The distribution's own /usr/bin/python3, which the package's venv must use.
+DISTRO_PYTHON = {"debian12": ("3", "11"), "ubuntu2404": ("3", "12")}
+
+
 @dataclass
 class Machine:
     script: str
     ip: str
     deb: str
+    distro: str
 
     def run(
         self, *args: str, check: bool = True, stdin: str | None = None
@@ -118,7 +124,10 @@ def machine() -> Machine:
         deb = os.environ["AGENTHUB_SYSTEM_DEB"]
     except KeyError as missing:
         pytest.fail(f"{missing} is not set: run these tests through tests/system/run")
-    return Machine(script, ip, deb)
+    distro = os.environ.get("AGENTHUB_CI_DISTRO", "debian12")
+    if distro not in DISTRO_PYTHON:
+        pytest.fail(f"unknown AGENTHUB_CI_DISTRO {distro!r}")
+    return Machine(script, ip, deb, distro)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A throwaway Debian 12 machine with a real systemd as PID 1, booted with systemd-nspawn.
+# A throwaway Debian 12 or Ubuntu 24.04 machine with a real systemd as PID 1, booted with
+# systemd-nspawn.
 #
-#   container.sh root             build (or reuse) the cached Debian 12 root; print its path
+#   container.sh root             build (or reuse) the cached root; print its path
 #   container.sh start            boot a copy-on-write copy of the root on a private veth
 #   container.sh exec CMD [ARG]   run CMD inside, as root, with a clean environment
 #   container.sh copy-in SRC DST  copy a host file to DST inside the container
@@ -16,20 +17,37 @@
 # offline: a package that installs there installs without network.
 #
 # Environment:
+#   AGENTHUB_CI_DISTRO    debian12 (default) or ubuntu2404
 #   AGENTHUB_CI_CACHE     where roots and running copies live (default /var/cache/agenthub-ci)
 #   AGENTHUB_CI_MACHINE   container name, at most 12 characters (default agenthub-ci)
 #   AGENTHUB_CI_NET       first three octets of the /24 (default 10.231.5)
 #   AGENTHUB_CI_PACKAGES  extra packages for the root, space separated (e.g. openssh-server);
 #                         a different list is a different cached root
-#   AGENTHUB_CI_MIRROR    Debian mirror; default: the one this host's apt sources use
+#   AGENTHUB_CI_MIRROR    Debian mirror; default: the one this host's apt sources use.
+#                         Ubuntu mirror (ubuntu2404); default: debootstrap's own for Ubuntu
+#
+# Ubuntu roots are verified like Debian ones: debootstrap checks the Release signature, here
+# against the Ubuntu archive signing key pinned below by fingerprint (the key itself comes from
+# the archive's ubuntu-keyring package, and is used only if its fingerprint matches).
 set -euo pipefail
 
 CACHE="${AGENTHUB_CI_CACHE:-/var/cache/agenthub-ci}"
 MACHINE="${AGENTHUB_CI_MACHINE:-agenthub-ci}"
 NET="${AGENTHUB_CI_NET:-10.231.5}"
-SUITE=bookworm
+DISTRO="${AGENTHUB_CI_DISTRO:-debian12}"
 BASE_PACKAGES=(systemd systemd-sysv dbus iproute2 adduser postgresql python3 python3-venv libpq5
   curl ca-certificates)
+case "$DISTRO" in
+  debian12) SUITE=bookworm COMPONENTS=main ;;
+  # python3-venv is in universe on Ubuntu (enabled on Ubuntu's server and cloud images).
+  ubuntu2404) SUITE=noble COMPONENTS=main,universe ;;
+  *) echo "container.sh: AGENTHUB_CI_DISTRO must be debian12 or ubuntu2404" >&2; exit 64 ;;
+esac
+# "Ubuntu Archive Automatic Signing Key (2018) <ftpmaster@ubuntu.com>", which signs noble.
+UBUNTU_ARCHIVE_KEY=F6ECB3762474EDA9D21B7022871920D1991BC93C
+# debootstrap runs every Ubuntu release with this script (Debian 12's debootstrap predates
+# noble, so it is named explicitly).
+UBUNTU_SCRIPT=/usr/share/debootstrap/scripts/gutsy
 read -r -a EXTRA_PACKAGES <<<"${AGENTHUB_CI_PACKAGES:-}"
 # Bump when the way a root is made changes, so stale caches are not reused.
 ROOT_FORMAT=1
@@ -47,8 +65,8 @@ say() { echo "container.sh: $*" >&2; }
 
 root_dir() {
   local key
-  key="$(printf '%s\n' "$ROOT_FORMAT" "$SUITE" "${BASE_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}" \
-    | sha256sum | cut -c1-12)"
+  key="$(printf '%s\n' "$ROOT_FORMAT" "$SUITE" "$COMPONENTS" "${BASE_PACKAGES[@]}" \
+    "${EXTRA_PACKAGES[@]}" | sha256sum | cut -c1-12)"
   echo "$CACHE/roots/$SUITE-$key"
 }
 
@@ -96,6 +114,49 @@ sys.exit(f"container.sh: no apt source for Debian {suite} main; set AGENTHUB_CI_
 PY
 }
 
+# Ubuntu: debootstrap's default mirror for Ubuntu suites on this architecture (read from its
+# script, so no host name is written here).
+ubuntu_mirror() {
+  if [[ -n "${AGENTHUB_CI_MIRROR:-}" ]]; then
+    echo "$AGENTHUB_CI_MIRROR"
+    return
+  fi
+  [[ -f "$UBUNTU_SCRIPT" ]] || die "$UBUNTU_SCRIPT is missing (apt-get install debootstrap)"
+  local arch
+  arch="$(dpkg --print-architecture)"
+  # The script's case on $ARCH: amd64/i386 use the main archive, the rest the ports archive.
+  awk -v arch="$arch" '
+    /^  [a-z0-9|]+\)$/ { sel = ($1 ~ "(^|[|])" arch "([|)]|$)") }
+    /^  \*\)$/ { if (!found) sel = 1 }
+    sel && /default_mirror/ && $2 !~ /old-releases/ { print $2; found = 1; exit }
+  ' "$UBUNTU_SCRIPT"
+}
+
+# A keyring holding only the pinned Ubuntu archive key, taken from the archive's
+# ubuntu-keyring package.
+ubuntu_keyring() {
+  local mirror="$1" out="$2" work pool
+  work="$(mktemp -d)"
+  # The package's path comes from the (not yet verified) index; the fingerprint check below is
+  # what makes its content trustworthy.
+  curl -fsS --max-time 120 -o "$work/Packages.gz" \
+    "$mirror/dists/$SUITE/main/binary-$(dpkg --print-architecture)/Packages.gz" \
+    || die "cannot read $SUITE's package index from $mirror"
+  pool="$(gzip -dc "$work/Packages.gz" \
+    | awk '$0 == "Package: ubuntu-keyring" { p = 1 } p && /^Filename:/ { f = $2; p = 0 } END { print f }')"
+  [[ -n "$pool" ]] || die "no ubuntu-keyring in $SUITE's index"
+  curl -fsS --max-time 120 -o "$work/keyring.deb" "$mirror/$pool" || die "cannot fetch $pool"
+  dpkg-deb -x "$work/keyring.deb" "$work/x"
+  mkdir -m 700 "$work/gnupg"
+  gpg --homedir "$work/gnupg" --quiet --batch \
+    --import "$work/x/usr/share/keyrings/ubuntu-archive-keyring.gpg" 2>/dev/null
+  gpg --homedir "$work/gnupg" --batch --export "$UBUNTU_ARCHIVE_KEY" >"$out"
+  [[ -s "$out" ]] || die "the archive's keyring lacks the pinned key $UBUNTU_ARCHIVE_KEY"
+  gpg --show-keys --with-colons "$out" 2>/dev/null | grep -q "^fpr:*$UBUNTU_ARCHIVE_KEY:" \
+    || die "exported keyring does not hold $UBUNTU_ARCHIVE_KEY"
+  rm -rf "$work"
+}
+
 cmd_root() {
   local dir tmp mirror include
   dir="$(root_dir)"
@@ -112,15 +173,26 @@ cmd_root() {
     echo "$dir"
     return
   fi
-  mirror="$(detect_mirror)"
   tmp="$dir.tmp"
-  rm -rf "$tmp"
+  rm -rf "$tmp" "$tmp.keyring"
   mkdir -p "$tmp"
+  local -a source
+  if [[ "$DISTRO" == ubuntu2404 ]]; then
+    mirror="$(ubuntu_mirror)"
+    [[ -n "$mirror" ]] || die "no Ubuntu mirror known for this architecture; set AGENTHUB_CI_MIRROR"
+    command -v gpg >/dev/null || die "gpg is missing (apt-get install gpg)"
+    ubuntu_keyring "$mirror" "$tmp.keyring"
+    source=(--keyring="$tmp.keyring" "$SUITE" "$tmp" "$mirror" "$UBUNTU_SCRIPT")
+  else
+    mirror="$(detect_mirror)"
+    source=("$SUITE" "$tmp" "$mirror")
+  fi
   include="$(IFS=,; echo "${BASE_PACKAGES[*]}${EXTRA_PACKAGES[*]:+,${EXTRA_PACKAGES[*]}}")"
   include="${include// /,}"
   say "debootstrap $SUITE from $mirror into $tmp (cached for next runs)"
-  debootstrap --variant=minbase --include="$include" "$SUITE" "$tmp" "$mirror" \
+  debootstrap --variant=minbase --components="$COMPONENTS" --include="$include" "${source[@]}" \
     >"$tmp.log" 2>&1 || { tail -30 "$tmp.log" >&2; die "debootstrap failed (log: $tmp.log)"; }
+  rm -f "$tmp.keyring"
   # pg_createcluster ran in the chroot, which shares the host's network: if the host runs its
   # own PostgreSQL, the cluster was given 5433. Inside the container 5432 is free again.
   sed -i -E 's/^port = [0-9]+/port = 5432/' "$tmp"/etc/postgresql/*/main/postgresql.conf
@@ -249,5 +321,5 @@ case "${1:-}" in
   ip) echo "$GUEST_IP" ;;
   host-ip) echo "$HOST_IP" ;;
   stop) cmd_stop_quiet ;;
-  *) sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
+  *) sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
 esac

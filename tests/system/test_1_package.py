@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.system.conftest import ENV_FILE, UNIT, Machine
+from tests.system.conftest import DISTRO_PYTHON, ENV_FILE, UNIT, Machine
 
 
 def test_config_file_is_a_conffile_readable_only_by_root_and_the_service(
@@ -38,8 +38,8 @@ def test_venv_runs_on_the_targets_own_python(machine: Machine) -> None:
     ).stdout.split()
     base_prefix, major, minor, version, module_file = out
     assert base_prefix == "/usr"
-    assert (major, minor) == ("3", "11")  # Debian 12's /usr/bin/python3
-    assert module_file.startswith("/opt/agenthub/venv/lib/python3.11/site-packages/")
+    assert (major, minor) == DISTRO_PYTHON[machine.distro]
+    assert module_file.startswith(f"/opt/agenthub/venv/lib/python{major}.{minor}/site-packages/")
     package_version = machine.run("dpkg-query", "-W", "-f=${Version}", "agenthub").stdout
     assert package_version.split("-")[0] == version
     assert machine.run("agenthub", "--version").stdout.strip() == f"agenthub {version}"
