@@ -157,14 +157,21 @@ async def fan_out(
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     per_receiver: list[int] = []
+    last_seq: list[int] = []
+    out_of_order = 0  # message:new with a seq below one the same receiver already heard
     receivers: list[socketio.AsyncClient] = []
     for jwt in receiver_jwts:
         client = socketio.AsyncClient(reconnection=False)
         index = len(per_receiver)
         per_receiver.append(0)
+        last_seq.append(0)
 
         def make_handler(i: int) -> Any:
             async def on_new(message: dict[str, Any]) -> None:
+                nonlocal out_of_order
+                if message["seq"] < last_seq[i]:
+                    out_of_order += 1
+                last_seq[i] = max(last_seq[i], message["seq"])
                 t0 = sent_at.get(message["body"])
                 if t0 is not None:
                     latencies.append(time.perf_counter() - t0)
@@ -230,6 +237,7 @@ async def fan_out(
         "failed": failed,
         "deliveries": len(latencies),
         "expectedDeliveries": expected,
+        "outOfOrder": out_of_order,
         "p50Ms": round(percentile(ms, 50), 2),
         "p99Ms": round(percentile(ms, 99), 2),
         "maxMs": round(ms[-1], 2) if ms else None,
@@ -400,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             f"send -> message:new p50 {fan['p50Ms']} ms, p99 {fan['p99Ms']} ms,"
             f" max {fan['maxMs']} ms"
             f" ({fan['deliveries']}/{fan['expectedDeliveries']} deliveries,"
+            f" {fan['outOfOrder']} out of seq order,"
             f" {fan['failed']} failed sends; cores busy: server {fan['serverCores']},"
             f" clients {fan['clientCores']})"
         )

@@ -23,10 +23,11 @@ from agenthub.events import (
     TokenRevoked,
 )
 from agenthub.metrics import Metrics
-from agenthub.models import Principal
+from agenthub.models import Message, Principal
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.namespace import AgentsNamespace
+from agenthub.realtime.ordering import RoomSequencer
 from agenthub.realtime.origins import cors_setting
 from agenthub.realtime.presence import HeartbeatPruner, Presence
 from agenthub.realtime.rate_limit import FloodGuard
@@ -98,6 +99,7 @@ class RealtimeServer:
             interval=float(settings.socket_revalidate_seconds),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.sequencer = RoomSequencer(self._broadcast)
         services.bus.subscribe(self.on_event)
         services.rooms.set_online_check(self.presence.is_online)
         if metrics is not None:
@@ -146,6 +148,7 @@ class RealtimeServer:
         process instead of treating it as a deliberate server disconnect."""
         await self.pruner.stop()
         await self.revalidator.stop()
+        self.sequencer.close()
         for state in self.connections.all():
             state.closing = True
             if state.expiry is not None:
@@ -275,10 +278,7 @@ class RealtimeServer:
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, MessagePosted):
-            message = event.message
-            await self.sio.emit(
-                "message:new", message.to_dict(), to=str(message.room_id), namespace=NAMESPACE
-            )
+            await self.sequencer.offer(event.message)
         elif isinstance(event, MemberAdded):
             await self.member_added(event.room_id, event.agent_id)
         elif isinstance(event, MemberRemoved):
@@ -298,6 +298,11 @@ class RealtimeServer:
                     "session:revoked",
                     {"code": "unauthorized", "message": "the agent was disabled"},
                 )
+
+    async def _broadcast(self, message: Message) -> None:
+        await self.sio.emit(
+            "message:new", message.to_dict(), to=str(message.room_id), namespace=NAMESPACE
+        )
 
     async def member_added(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> None:
         came_online = False

@@ -4,11 +4,16 @@ out to every socket in the room, errors in the ack, gapless catch-up after a rec
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 
 import pytest
 
 from tests.realtime_support import CatchUpClient, Socket, blocking, error_code, ok, run
+
+
+def _heard_at_least(sock: Socket, count: int) -> bool:
+    return len(sock.events["message:new"]) >= count
 
 
 def _messages(api, room_id: str) -> list[dict[str, object]]:
@@ -363,3 +368,43 @@ def test_database_away_gives_unavailable_in_the_ack(fresh_database, tmp_path):
         admin_conn.close()
         assert stop_server(srv) == 0, srv.log_text()[-3000:]
     assert "Traceback" not in srv.log_text()
+
+
+def test_live_delivery_is_in_seq_order_under_concurrent_posts(server, make_agent, make_room):
+    """Many posts into one room at once (REST, from threads, so they really overlap on the
+    server): every socket hears message:new for each exactly once and in seq order, with no
+    client-side reordering."""
+    owner = make_agent()
+    room = make_room(owner)
+    senders = [make_agent() for _ in range(8)]
+    for agent in senders:
+        joined = agent.api.post(f"/api/v1/rooms/{room['id']}/members", {"agentId": agent.id})
+        assert joined.status == 201, joined.text
+    per_sender = 30
+    total = len(senders) * per_sender
+
+    def post_all(agent) -> list[int]:
+        seqs = []
+        for i in range(per_sender):
+            resp = agent.api.post(f"/api/v1/rooms/{room['id']}/messages", {"body": f"m{i}"})
+            assert resp.status == 201, resp.text
+            seqs.append(resp.body["seq"])
+        return seqs
+
+    async def scenario() -> None:
+        listeners = [Socket(server.base_url) for _ in range(2)]
+        try:
+            for sock in listeners:
+                await sock.connect(owner.jwt)
+            posted = await asyncio.gather(*(blocking(post_all, agent) for agent in senders))
+            assert sorted(s for seqs in posted for s in seqs) == list(range(1, total + 1))
+            for sock in listeners:
+                heard_all = functools.partial(_heard_at_least, sock, total)
+                await sock.wait_until(heard_all)
+                heard = [m["seq"] for m in sock.events["message:new"]]
+                assert heard == list(range(1, total + 1))
+        finally:
+            for sock in listeners:
+                await sock.close()
+
+    run(scenario())
