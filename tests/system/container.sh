@@ -18,7 +18,8 @@
 #
 # Environment:
 #   AGENTHUB_CI_DISTRO    debian12 (default) or ubuntu2404
-#   AGENTHUB_CI_CACHE     where roots and running copies live (default /var/cache/agenthub-ci)
+#   AGENTHUB_CI_CACHE     where roots and running copies live (default /var/cache/agenthub-ci);
+#                         building a root removes the roots no run started for 14 days
 #   AGENTHUB_CI_MACHINE   container name, at most 12 characters (default agenthub-ci)
 #   AGENTHUB_CI_NET       first three octets of the /24 (default 10.231.5)
 #   AGENTHUB_CI_PACKAGES  extra packages for the root, space separated (e.g. openssh-server);
@@ -205,7 +206,26 @@ cmd_root() {
   touch "$tmp/.complete"
   mv "$tmp" "$dir"
   rm -f "$tmp.log"
+  prune_roots "$dir"
   echo "$dir"
+}
+
+# A changed package list or format makes a new root and leaves the old one behind (~600 MB
+# each): when a root is built, roots of this cache that no run has started for
+# $STALE_ROOT_DAYS days go. A root's last start is the mtime of roots/<name>.last-used (or of the
+# root itself, before its first start).
+STALE_ROOT_DAYS=14
+prune_roots() {
+  local keep="$1" old stamp
+  for old in "$CACHE"/roots/*-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]; do
+    [[ -d "$old" && "$old" != "$keep" ]] || continue
+    stamp="$old.last-used"
+    [[ -f "$stamp" ]] || stamp="$old"
+    if [[ -n "$(find "$stamp" -maxdepth 0 -mtime +"$STALE_ROOT_DAYS")" ]]; then
+      say "removing $old (not started for $STALE_ROOT_DAYS days)"
+      rm -rf -- "$old" "$old.last-used"
+    fi
+  done
 }
 
 apt_clean() {
@@ -239,6 +259,7 @@ cmd_start() {
   cmd_stop_quiet
   command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing (apt-get install systemd-container)"
   root="$(cmd_root)"
+  touch "$root.last-used"
   mkdir -p "$RUN_DIR"/{upper,work,merged}
   # Copy-on-write over the cached root: each run starts from the same pristine machine.
   mount -t overlay overlay \
@@ -321,5 +342,5 @@ case "${1:-}" in
   ip) echo "$GUEST_IP" ;;
   host-ip) echo "$HOST_IP" ;;
   stop) cmd_stop_quiet ;;
-  *) sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
+  *) sed -n '2,32s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
 esac
