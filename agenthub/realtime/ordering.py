@@ -7,6 +7,10 @@ message whose predecessor has not been broadcast yet is held until it has, or un
 ``hold_seconds`` pass (the predecessor may never come: its post may have failed after the
 commit, or come from another process), after which the held messages go out in seq order and
 the client's catch-up recipe (``room:sync``) fills the gap.
+
+Where each room stands is read once at start (``seed``); a room created later starts at seq 1.
+Until a seed has succeeded, the first message the process broadcasts in a room sets where that
+room stands.
 """
 
 from __future__ import annotations
@@ -34,11 +38,21 @@ class RoomSequencer:
         self._emitting: set[uuid.UUID] = set()
         self._timers: dict[uuid.UUID, asyncio.TimerHandle] = {}
         self._flushes: set[asyncio.Task[None]] = set()
+        self._seeded = False
+
+    def seed(self, last_seqs: dict[uuid.UUID, int]) -> None:
+        """Every room's latest stored seq, read at start. A room already seen keeps what the
+        broadcasts taught (it is newer)."""
+        for room, last_seq in last_seqs.items():
+            self._next.setdefault(room, last_seq + 1)
+        self._seeded = True
 
     async def offer(self, message: Message) -> None:
         """Broadcast ``message`` now if it is next in its room, else hold it."""
         room = message.room_id
         expected = self._next.get(room)
+        if expected is None and self._seeded:
+            expected = 1  # a room created since the seed
         if expected is None or message.seq == expected:
             # The first message of a room this process sees sets where the room stands.
             self._release(room, [message])

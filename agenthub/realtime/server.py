@@ -14,6 +14,7 @@ from typing import Any
 import socketio
 import tornado.web
 
+from agenthub.errors import Unavailable
 from agenthub.events import (
     AgentDisabled,
     Event,
@@ -142,6 +143,14 @@ class RealtimeServer:
     def start(self) -> None:
         self.pruner.start()
         self.revalidator.start()
+
+    async def load_room_positions(self) -> None:
+        """Tell the in-order broadcast where each room stands; called once the database
+        answers. Without it, broadcasting still works (see realtime.ordering)."""
+        try:
+            self.sequencer.seed(await self.services.rooms.last_seqs())
+        except Unavailable:
+            log.warning("could not read room positions; live order settles with the next posts")
 
     async def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Close every socket at the transport level, so clients reconnect to the next

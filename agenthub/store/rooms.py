@@ -73,6 +73,12 @@ async def members(s: Session, room_id: uuid.UUID) -> list[Row]:
     )
 
 
+async def last_seqs(s: Session) -> dict[uuid.UUID, int]:
+    """Every room's latest seq (a primary-key scan: one small row per room)."""
+    rows = await s.all(sa.select(rooms.c.id, rooms.c.last_seq))
+    return {row["id"]: int(row["last_seq"]) for row in rows}
+
+
 async def is_member(s: Session, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
     found = await s.scalar(
         sa.select(sa.literal(1)).where(

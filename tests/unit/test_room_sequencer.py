@@ -130,3 +130,34 @@ def test_a_failing_emit_does_not_block_the_room() -> None:
         assert sent == [1, 3]
 
     asyncio.run(scenario())
+
+
+def test_after_a_seed_the_first_posts_of_a_room_are_ordered_too() -> None:
+    async def scenario() -> None:
+        out = Recorder()
+        seq = RoomSequencer(out, hold_seconds=5)
+        seq.seed({ROOM_A: 10})
+        await seq.offer(message(ROOM_A, 12))
+        assert out.seqs(ROOM_A) == []  # 11 has not gone out
+        await seq.offer(message(ROOM_A, 11))
+        # A room created after the seed starts at 1.
+        await seq.offer(message(ROOM_B, 2))
+        await seq.offer(message(ROOM_B, 1))
+        assert out.seqs(ROOM_A) == [11, 12]
+        assert out.seqs(ROOM_B) == [1, 2]
+        seq.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_seed_does_not_rewind_a_room_already_broadcast() -> None:
+    async def scenario() -> None:
+        out = Recorder()
+        seq = RoomSequencer(out, hold_seconds=5)
+        await seq.offer(message(ROOM_A, 5))  # before the seed: sets where the room stands
+        seq.seed({ROOM_A: 3})  # read a moment earlier: older than what the broadcast taught
+        await seq.offer(message(ROOM_A, 6))
+        assert out.seqs(ROOM_A) == [5, 6]
+        seq.close()
+
+    asyncio.run(scenario())
