@@ -4,11 +4,11 @@ heartbeats, so a half-open connection does not stay "online" forever."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+
+from agenthub.realtime.periodic import Periodic
 
 log = logging.getLogger("agenthub.realtime")
 
@@ -73,7 +73,7 @@ class Presence:
         return list(self._agent_of)
 
 
-class HeartbeatPruner:
+class HeartbeatPruner(Periodic):
     """Every ``interval`` seconds, drop the sockets ``is_alive`` says missed their heartbeats."""
 
     def __init__(
@@ -83,22 +83,10 @@ class HeartbeatPruner:
         drop: Callable[[str], Awaitable[None]],
         interval: float,
     ) -> None:
+        super().__init__(interval, "presence pruning")
         self._presence = presence
         self._is_alive = is_alive
         self._drop = drop
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def prune_once(self) -> int:
         dead = [sid for sid in self._presence.sockets() if not self._is_alive(sid)]
@@ -107,11 +95,5 @@ class HeartbeatPruner:
             await self._drop(sid)
         return len(dead)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.prune_once()
-            except Exception:
-                # The timer must outlive one bad pass, or presence would silently go stale.
-                log.exception("presence pruning failed")
+    async def _pass(self) -> None:
+        await self.prune_once()

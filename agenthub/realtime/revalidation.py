@@ -9,14 +9,12 @@ ended, and a changed role is applied to the live connection.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from agenthub.errors import Unavailable
 from agenthub.realtime.connections import Connections, SocketState
+from agenthub.realtime.periodic import Periodic
 from agenthub.services.sessions import SessionStanding
 
 log = logging.getLogger("agenthub.realtime")
@@ -25,7 +23,7 @@ StandingCheck = Callable[[Iterable[str]], Awaitable[dict[str, SessionStanding]]]
 EndSession = Callable[[SocketState, SessionStanding], Awaitable[None]]
 
 
-class SessionRevalidator:
+class SessionRevalidator(Periodic):
     def __init__(
         self,
         connections: Connections,
@@ -33,22 +31,12 @@ class SessionRevalidator:
         end: EndSession,
         interval: float,
     ) -> None:
+        # While the database is away a pass raises Unavailable and sockets keep running (new
+        # handshakes and REST calls fail meanwhile, so nothing is granted).
+        super().__init__(interval, "socket session revalidation")
         self._connections = connections
         self._check = check
         self._end = end
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def revalidate_once(self) -> int:
         """Check every live socket once; the number of sockets ended."""
@@ -83,16 +71,5 @@ class SessionRevalidator:
                 state.principal = dataclasses.replace(state.principal, role=now.role)
         return ended
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.revalidate_once()
-            except Unavailable:
-                # The database layer already logs the outage; sockets keep running until it is
-                # back (new handshakes and REST calls fail meanwhile, so nothing is granted).
-                pass
-            except Exception:
-                # The timer must outlive one bad pass, or revocations would silently stop
-                # reaching live sockets.
-                log.exception("socket session revalidation failed")
+    async def _pass(self) -> None:
+        await self.revalidate_once()
