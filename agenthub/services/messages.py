@@ -112,12 +112,6 @@ class MessageService:
             await load_visible_room(s, principal, room_id)
             if not await room_store.is_member(s, room_id, principal.agent_id):
                 raise Forbidden("only room members may post to this room")
-            if client_msg_id is not None:
-                existing = await message_store.by_client_msg_id(
-                    s, principal.agent_id, client_msg_id
-                )
-                if existing is not None:
-                    return _retried(existing, room_id)
             row = await message_store.insert_next(
                 s,
                 room_id=room_id,
@@ -126,8 +120,8 @@ class MessageService:
                 client_msg_id=client_msg_id,
             )
             if row is None:
-                # Changed since the checks above (each statement sees the latest commits): a
-                # concurrent retry of this clientMsgId committed, or the membership went.
+                # Not stored although the caller is a member: the clientMsgId was used before
+                # (insert_next's guard), or the membership went since the check above.
                 if client_msg_id is not None:
                     existing = await message_store.by_client_msg_id(
                         s, principal.agent_id, client_msg_id
