@@ -15,20 +15,6 @@ def iso(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is calling: the agent behind a verified JWT."""
-
-    agent_id: uuid.UUID
-    name: str
-    role: str
-    token_prefix: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-@dataclass(frozen=True)
 class Agent:
     id: uuid.UUID
     name: str

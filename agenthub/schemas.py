@@ -9,6 +9,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from agenthub.domain import ROLES, VISIBILITIES
 from agenthub.errors import ValidationFailed
 
 
@@ -29,7 +30,7 @@ class _Strict(Schema):
 class CreateAgentRequest(_Strict):
     name = fields.String(required=True)
     displayName = fields.String(load_default=None)
-    role = fields.String(load_default="agent", validate=validate.OneOf(["admin", "agent"]))
+    role = fields.String(load_default="agent", validate=validate.OneOf(ROLES))
 
 
 class UpdateAgentRequest(_Strict):
@@ -43,9 +44,7 @@ class IssueTokenRequest(_Strict):
 class CreateRoomRequest(_Strict):
     slug = fields.String(required=True)
     name = fields.String(load_default=None)
-    visibility = fields.String(
-        load_default="public", validate=validate.OneOf(["public", "private"])
-    )
+    visibility = fields.String(load_default="public", validate=validate.OneOf(VISIBILITIES))
 
 
 class AddMemberRequest(_Strict):
@@ -67,8 +66,8 @@ class SendMessageEvent(PostMessageRequest):
 
 class SyncRoomEvent(_Strict):
     roomId = fields.UUID(required=True)
-    afterSeq = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    limit = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    afterSeq = fields.Integer(required=True, strict=True)
+    limit = fields.Integer(load_default=None, strict=True)
 
 
 def load(schema: type[Schema], data: Any) -> dict[str, Any]:

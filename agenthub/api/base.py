@@ -13,6 +13,7 @@ from marshmallow import Schema
 from tornado.http1connection import HTTP1Connection
 
 from agenthub import schemas
+from agenthub.actors import Principal
 from agenthub.api.security import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, HttpGuards
 from agenthub.auth import jwt_tokens
 from agenthub.errors import (
@@ -23,7 +24,6 @@ from agenthub.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from agenthub.models import Principal
 from agenthub.services.registry import Services
 
 log = logging.getLogger("agenthub.api")
@@ -209,24 +209,18 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValueError:
             raise ValidationFailed(f"invalid {name}", {name: "not a valid UUID"}) from None
 
-    def query_int(self, name: str, default: int | None, low: int, high: int) -> int | None:
+    def query_int(self, name: str) -> int | None:
+        """An integer query argument, or None when absent. Only the syntax is checked here:
+        the services own the bounds (page sizes, seq ranges)."""
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
-            return default
+            return None
+        if len(raw) > 32:
+            raise ValidationFailed(f"invalid {name}", {name: "not an integer"})
         try:
-            value = int(raw, 10)
+            return int(raw, 10)
         except ValueError:
             raise ValidationFailed(f"invalid {name}", {name: "not an integer"}) from None
-        if not low <= value <= high:
-            raise ValidationFailed(f"invalid {name}", {name: f"must be between {low} and {high}"})
-        return value
-
-    def query_limit(self) -> int:
-        value = self.query_int(
-            "limit", self.settings_.page_size_default, 1, self.settings_.page_size_max
-        )
-        assert value is not None
-        return value
 
     def query_str(self, name: str, max_len: int = 512) -> str | None:
         raw = self.get_query_argument(name, None)

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agenthub.realtime")
 
-MAX_AFTER_SEQ = 2**62  # the same bound REST puts on ?after=
-
 Ack = dict[str, Any]
 EventHandler = Callable[[SocketState, Any], Awaitable[dict[str, Any]]]
 
@@ -258,18 +256,12 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _sync_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(schemas.SyncRoomEvent, payload)
-        settings = self.services.settings
-        limit = data["limit"] if data["limit"] is not None else settings.page_size_default
-        if limit > settings.page_size_max:
-            raise ValidationFailed(
-                "invalid limit", {"limit": f"must be between 1 and {settings.page_size_max}"}
-            )
-        if data["afterSeq"] > MAX_AFTER_SEQ:
-            raise ValidationFailed(
-                "invalid afterSeq", {"afterSeq": f"must be between 0 and {MAX_AFTER_SEQ}"}
-            )
         page = await self.services.messages.list_messages(
-            state.principal, data["roomId"], limit=limit, after_seq=data["afterSeq"]
+            state.principal,
+            data["roomId"],
+            limit=data["limit"],
+            after_seq=data["afterSeq"],
+            after_field="afterSeq",
         )
         return {
             "roomId": str(data["roomId"]),

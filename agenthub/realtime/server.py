@@ -14,6 +14,7 @@ from typing import Any
 import socketio
 import tornado.web
 
+from agenthub.actors import Principal
 from agenthub.errors import Unavailable
 from agenthub.events import (
     AgentDisabled,
@@ -24,7 +25,7 @@ from agenthub.events import (
     TokenRevoked,
 )
 from agenthub.metrics import Metrics
-from agenthub.models import Message, Principal
+from agenthub.models import Message
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.namespace import AgentsNamespace

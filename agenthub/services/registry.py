@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.config import Settings
+from agenthub.domain import PageBounds
 from agenthub.events import EventBus
 from agenthub.services.agents import AgentService
 from agenthub.services.audit import AuditService
@@ -36,6 +37,7 @@ class Services:
 
 def build_services(settings: Settings, db: Database) -> Services:
     bus = EventBus()
+    pages = PageBounds(default=settings.page_size_default, maximum=settings.page_size_max)
     hasher = TokenHasher(workers=settings.argon2_workers)
     return Services(
         settings=settings,
@@ -48,6 +50,6 @@ def build_services(settings: Settings, db: Database) -> Services:
             db, hasher, jwt_secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds
         ),
         rooms=RoomService(db, bus),
-        messages=MessageService(db, bus, max_body_chars=settings.max_message_chars),
-        audit=AuditService(db),
+        messages=MessageService(db, bus, max_body_chars=settings.max_message_chars, pages=pages),
+        audit=AuditService(db, pages=pages),
     )

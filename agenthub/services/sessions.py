@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agenthub.actors import Principal
 from agenthub.auth import api_tokens, jwt_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Unauthorized
-from agenthub.models import Agent, Principal, SessionToken
+from agenthub.models import Agent, SessionToken
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store

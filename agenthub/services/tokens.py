@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from agenthub.actors import Actor
 from agenthub.auth import api_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, TokenRevoked
-from agenthub.models import IssuedToken, Principal, TokenInfo
+from agenthub.models import IssuedToken, TokenInfo
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
@@ -23,9 +24,9 @@ class TokenService:
         self._bus = bus
 
     async def issue_token(
-        self, principal: Principal | None, agent_id: uuid.UUID, expires_at: datetime | None
+        self, actor: Actor, agent_id: uuid.UUID, expires_at: datetime | None
     ) -> IssuedToken:
-        if principal is not None and not principal.is_admin:
+        if not actor.is_admin:
             raise Forbidden("only admins may issue tokens")
         if expires_at is not None:
             if expires_at.tzinfo is None:
@@ -53,7 +54,7 @@ class TokenService:
                     await record(
                         s,
                         "token-issued",
-                        None if principal is None else principal.agent_id,
+                        actor.audit_agent_id,
                         prefix=new.prefix,
                         forAgentId=str(agent_id),
                         expiresAt=None if expires_at is None else expires_at.isoformat(),
@@ -65,10 +66,8 @@ class TokenService:
             )
         raise RuntimeError("could not allocate a unique token prefix")
 
-    async def list_tokens(
-        self, principal: Principal | None, agent_id: uuid.UUID
-    ) -> list[TokenInfo]:
-        if principal is not None and not principal.is_admin and principal.agent_id != agent_id:
+    async def list_tokens(self, actor: Actor, agent_id: uuid.UUID) -> list[TokenInfo]:
+        if not actor.is_admin and not actor.is_agent(agent_id):
             raise Forbidden("you may list only your own tokens")
         async with self._db.session() as s:
             if await agent_store.by_id(s, agent_id) is None:
@@ -76,13 +75,13 @@ class TokenService:
             rows = await token_store.for_agent(s, agent_id)
         return [TokenInfo.from_row(r) for r in rows]
 
-    async def revoke_token(self, principal: Principal | None, prefix: str) -> TokenInfo:
+    async def revoke_token(self, actor: Actor, prefix: str) -> TokenInfo:
         if not api_tokens.is_prefix(prefix):
             raise NotFound("token not found")
         async with self._db.transaction() as s:
             current = await token_store.by_prefix(s, prefix)
             owner_ok = current is not None and (
-                principal is None or principal.is_admin or principal.agent_id == current["agent_id"]
+                actor.is_admin or actor.is_agent(current["agent_id"])
             )
             if not owner_ok:
                 # Same answer for "absent" and "not yours": prefixes are not enumerable.
@@ -92,7 +91,7 @@ class TokenService:
             await record(
                 s,
                 "token-revoked",
-                None if principal is None else principal.agent_id,
+                actor.audit_agent_id,
                 prefix=prefix,
                 forAgentId=str(row["agent_id"]),
             )
