@@ -1,11 +1,11 @@
 """The OpenAPI 3.1 document, generated from the route table and the marshmallow schemas.
 
-Paths and methods come from ``agenthub.api.routes.HANDLERS`` (each handler's ``route`` and the
-methods it implements); request bodies from the request schemas in ``agenthub.schemas``;
+Paths and methods come from the handlers ``build_document`` is given (each handler's ``route``
+and the methods it implements); request bodies from the request schemas in ``agenthub.schemas``;
 response bodies from the response schemas below, which describe ``models.*.to_dict``. A
 handler method without an entry in ``OPERATIONS``, or an entry without a handler, makes
-``build_document`` raise, so the document cannot drift from the code (tests check both, and
-schemathesis checks live responses against it).
+``build_document`` raise, so the document cannot drift from the code: the server builds it at
+start, tests check both ways, and schemathesis checks live responses against it.
 """
 
 from __future__ import annotations
@@ -547,13 +547,7 @@ def implemented(handlers: Iterable[type[BaseHandler]]) -> set[tuple[str, str]]:
     return {(h.route, method) for h in handlers for method in h.methods()}
 
 
-def build_document(
-    settings: Settings, handlers: Iterable[type[BaseHandler]] | None = None
-) -> dict[str, Any]:
-    if handlers is None:
-        from agenthub.api.routes import HANDLERS  # here: routes imports this module
-
-        handlers = HANDLERS
+def build_document(settings: Settings, handlers: Iterable[type[BaseHandler]]) -> dict[str, Any]:
     handlers = list(handlers)
     live = implemented(handlers)
     undocumented = sorted(live - OPERATIONS.keys())
@@ -599,8 +593,15 @@ def build_document(
 
 
 class OpenApiHandler(BaseHandler):
+    """Serves the document ``agenthub.api.routes`` builds once, at start, from its table."""
+
     route = "/api/v1/openapi.json"
     auth_required = False
 
+    def initialize(self, *args: Any, document: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self.document = document
+
     async def get(self) -> None:
-        self.reply(200, build_document(self.settings_))
+        assert self.document is not None, "OpenApiHandler needs the document (routes.url_specs)"
+        self.reply(200, self.document)
