@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from types import SimpleNamespace
 
 import pytest
 
 from agenthub import wire
+from agenthub.api import routes
 from agenthub.api.base import BaseHandler
 from agenthub.api.openapi import (
     COMPONENT_SCHEMAS,
     OPERATIONS,
+    OpenApiHandler,
     UndocumentedRoute,
     build_document,
     component_name,
@@ -109,3 +112,21 @@ def test_every_wire_schema_is_published_under_its_name_and_nothing_else_is() -> 
     assert wire_schemas <= set(COMPONENT_SCHEMAS)
     assert set(components) == {component_name(s) for s in COMPONENT_SCHEMAS}
     assert component_name(wire.SessionSchema) == "Session"
+
+
+def test_the_server_serves_the_document_built_at_start_from_its_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = SimpleNamespace(settings=SETTINGS)
+    served = [args for _, h, args in routes.url_specs(services) if h is OpenApiHandler]
+    assert [args["document"] for args in served] == [build_document(SETTINGS, HANDLERS)]
+
+    class Extra(BaseHandler):
+        route = "/api/v1/extra"
+
+        async def post(self) -> None:
+            self.reply(201, {})
+
+    monkeypatch.setattr(routes, "HANDLERS", [*HANDLERS, Extra])
+    with pytest.raises(UndocumentedRoute, match="/api/v1/extra"):
+        routes.url_specs(services)
