@@ -17,6 +17,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from agenthub.domain import ROLES, VISIBILITIES
+
 
 def iso(value: datetime | None) -> str | None:
     """``2024-05-01T12:00:00.123456Z``: the one timestamp format on the wire."""
@@ -42,8 +44,8 @@ class WireSchema(Schema):
         return data
 
 
-ROLE = validate.OneOf(["admin", "agent"])
-VISIBILITY = validate.OneOf(["public", "private"])
+ROLE = validate.OneOf(ROLES)
+VISIBILITY = validate.OneOf(VISIBILITIES)
 
 
 class AgentSchema(WireSchema):
