@@ -10,8 +10,8 @@ import tornado.web
 
 from agenthub.config import Settings
 from agenthub.metrics import Metrics
+from agenthub.origins import OriginPolicy
 from agenthub.ratelimit import LoginLimits, RequestLimits
-from agenthub.realtime.origins import OriginPolicy
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'",

@@ -26,11 +26,11 @@ from agenthub.events import (
 )
 from agenthub.metrics import Metrics
 from agenthub.models import Message
+from agenthub.origins import cors_setting
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.ordering import RoomSequencer
-from agenthub.realtime.origins import cors_setting
 from agenthub.realtime.presence import HeartbeatPruner, Presence
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.revalidation import SessionRevalidator

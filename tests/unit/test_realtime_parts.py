@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from agenthub.origins import OriginPolicy, cors_setting
 from agenthub.realtime.namespace import token_from_handshake
-from agenthub.realtime.origins import OriginPolicy, cors_setting
 from agenthub.realtime.presence import Presence
 from agenthub.realtime.rate_limit import FloodGuard, TokenBucket
 
