@@ -51,16 +51,17 @@ class BaseHandler(tornado.web.RequestHandler):
 
     route = "unmatched"
     auth_required = True
-    # Limits, CORS and metrics; None only for a handler built outside agenthub.app.
-    guards: HttpGuards | None = None
+    # RequestHandler.__init__ runs clear(), hence set_default_headers(), before initialize().
+    _initialized = False
 
-    def initialize(self, services: Services, guards: HttpGuards | None = None) -> None:
+    def initialize(self, services: Services, guards: HttpGuards) -> None:
         self.services = services
         self.settings_ = services.settings
         self.guards = guards
         self.principal: Principal | None = None
         self._body = bytearray()
         self._body_overflow = False
+        self._initialized = True
         self._apply_cors()
 
     @classmethod
@@ -78,11 +79,11 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        if not self._initialized:
+            return
         self._apply_cors()  # again after clear(): error responses keep their CORS headers
 
     def _apply_cors(self) -> None:
-        if self.guards is None:
-            return
         self.set_header("Vary", "Origin")
         origin = self.request.headers.get("Origin")
         if origin is not None and self.guards.cors.allows(origin):
@@ -93,8 +94,6 @@ class BaseHandler(tornado.web.RequestHandler):
         """Before any work: refuse a browser origin outside ALLOWED_ORIGINS, then charge the
         request to its agent (a JWT with a valid signature) or else to its client address.
         Only the signature is checked here (no database), so a refused request costs nothing."""
-        if self.guards is None:
-            return
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.guards.cors.allows(origin):
             raise Forbidden("origin not allowed", {"origin": origin[:200]})

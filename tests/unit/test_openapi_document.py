@@ -23,7 +23,9 @@ from agenthub.api.openapi import (
     component_name,
 )
 from agenthub.api.routes import HANDLERS
+from agenthub.api.security import HttpGuards
 from agenthub.config import load_settings
+from agenthub.metrics import Metrics
 
 SETTINGS = load_settings({"JWT_SECRET": "s" * 40})
 
@@ -118,7 +120,8 @@ def test_the_server_serves_the_document_built_at_start_from_its_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     services = SimpleNamespace(settings=SETTINGS)
-    served = [args for _, h, args in routes.url_specs(services) if h is OpenApiHandler]
+    guards = HttpGuards.from_settings(SETTINGS, Metrics(process_collectors=False))
+    served = [args for _, h, args in routes.url_specs(services, guards) if h is OpenApiHandler]
     assert [args["document"] for args in served] == [build_document(SETTINGS, HANDLERS)]
 
     class Extra(BaseHandler):
@@ -129,4 +132,4 @@ def test_the_server_serves_the_document_built_at_start_from_its_table(
 
     monkeypatch.setattr(routes, "HANDLERS", [*HANDLERS, Extra])
     with pytest.raises(UndocumentedRoute, match="/api/v1/extra"):
-        routes.url_specs(services)
+        routes.url_specs(services, guards)
