@@ -96,7 +96,9 @@ class BaseHandler(tornado.web.RequestHandler):
         Only the signature is checked here (no database), so a refused request costs nothing."""
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.guards.cors.allows(origin):
-            raise Forbidden("origin not allowed", {"origin": origin[:200]})
+            raise Forbidden(
+                "origin not allowed", {"origin": f"not in ALLOWED_ORIGINS: {origin[:200]}"}
+            )
         if self.auth_required and self.request.method != "OPTIONS":
             agent_id = self._signed_agent_id()
             if agent_id is not None:
