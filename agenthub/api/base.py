@@ -204,6 +204,17 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # --- parameters -----------------------------------------------------------------------
 
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Query parameters and path segments, as UTF-8 (tornado's own refusal is a bare 400)."""
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            if name is None:
+                # A path segment, decoded before prepare(): every one is an id or a token
+                # prefix, which this is not; the handler refuses it as such, after the body.
+                return value.decode("utf-8", "replace")
+            raise ValidationFailed(f"invalid {name}", {name: "not valid UTF-8"}) from None
+
     def path_uuid(self, value: str, name: str = "id") -> uuid.UUID:
         try:
             return uuid.UUID(value)

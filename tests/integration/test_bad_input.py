@@ -263,3 +263,93 @@ def test_garbage_authorization_header_is_401_json(server):
 
 def test_server_log_has_no_traceback(server):
     assert "Traceback" not in server.log_text()
+
+
+# --- strings that are not valid Unicode ---------------------------------------------------
+
+LONE = "a\ud800b"  # JSON can carry it ("a\\ud800b"); UTF-8, and so PostgreSQL, cannot
+
+SURROGATES = {
+    "agent-name": ("create-agent", {"name": LONE}, "name"),
+    "agent-displayName": ("create-agent", {"name": "ok-d", "displayName": LONE}, "displayName"),
+    "agent-role": ("create-agent", {"name": "ok-r", "role": "\udfff"}, "role"),
+    "room-slug": ("create-room", {"slug": LONE}, "slug"),
+    "room-name": ("create-room", {"slug": "ok-n", "name": LONE}, "name"),
+    "room-visibility": ("create-room", {"slug": "ok-v", "visibility": LONE}, "visibility"),
+    "message-body": ("post-message", {"body": LONE}, "body"),
+    "message-clientMsgId": ("post-message", {"body": "x", "clientMsgId": LONE}, "clientMsgId"),
+    "token-expiresAt": ("issue-token", {"expiresAt": LONE}, "expiresAt"),
+    "member-agentId": ("add-member", {"agentId": LONE}, "agentId"),
+    "key": ("post-message", {"body": "x", "b\ud800": "y"}, "b\\ud800"),
+}
+
+
+@pytest.mark.parametrize("case", list(SURROGATES))
+def test_a_lone_surrogate_in_any_string_is_400_naming_the_field(admin, target, table_counts, case):
+    name, body, field = SURROGATES[case]
+    route = ROUTES[name]
+    before = table_counts()
+    # ensure_ascii (the default) writes the surrogate as the JSON escape \ud800
+    resp = send(admin.api, route.method, target(route), json.dumps(body).encode())
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert list(resp.body["error"]["details"]) == [field], resp.text
+    assert "surrogate" in resp.body["error"]["details"][field][0]
+    assert table_counts() == before
+
+
+def test_a_lone_surrogate_over_the_socket_is_a_validation_ack(server, admin, make_room, sql):
+    from tests.realtime_support import Socket, error_code, ok, run
+
+    room = make_room(admin)
+
+    async def scenario() -> None:
+        sock = Socket(server.base_url)
+        try:
+            await sock.connect(admin.jwt)
+            for payload, field in [
+                ({"roomId": room["id"], "body": LONE}, "body"),
+                ({"roomId": room["id"], "body": "x", "clientMsgId": LONE}, "clientMsgId"),
+            ]:
+                ack = await sock.call("message:send", payload)
+                assert error_code(ack) == "validation_failed", ack
+                assert list(ack["error"]["details"]) == [field], ack
+            ok(await sock.call("message:send", {"roomId": room["id"], "body": "fine"}))
+        finally:
+            await sock.close()
+
+    run(scenario())
+    stored = sql("SELECT body FROM messages WHERE room_id = %s", room["id"])
+    assert stored == [("fine",)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/audit?type=%ED%A0%80",  # the CESU-8 bytes of U+D800: not UTF-8
+        "/api/v1/audit?cursor=%FF",
+        "/api/v1/rooms/{room}/messages?cursor=%C3",
+    ],
+)
+def test_query_parameters_that_are_not_utf8_are_400_naming_the_parameter(admin, target, path):
+    resp = admin.api.get(path.format(room=target.room_id))
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    name = path.split("?", 1)[1].split("=", 1)[0]
+    assert resp.body["error"]["details"] == {name: ["not valid UTF-8"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/api/v1/rooms/%ED%A0%80", "id"),
+        ("POST", "/api/v1/rooms/%FF/messages", "id"),
+        ("DELETE", "/api/v1/rooms/{room}/members/%FF%FE", "agentId"),
+    ],
+)
+def test_path_segments_that_are_not_utf8_are_400_invalid_ids(admin, target, method, path, field):
+    body = {"body": "x"} if method == "POST" else None
+    resp = admin.api.request(method, path.format(room=target.room_id), body)
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert resp.body["error"]["details"] == {field: ["not a valid UUID"]}
