@@ -192,6 +192,10 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise ValidationFailed(
                     "request body is not valid JSON", {"body": str(exc)[:200]}
                 ) from None
+            except RecursionError:
+                raise ValidationFailed(
+                    "request body is nested too deeply", {"body": "JSON nested too deeply"}
+                ) from None
         return schemas.load(schema, data)
 
     def reply(self, status: int, payload: dict[str, Any] | list[Any] | None) -> None:

@@ -353,3 +353,29 @@ def test_path_segments_that_are_not_utf8_are_400_invalid_ids(admin, target, meth
     assert_json_error(resp, 400)
     assert resp.error_code() == "validation_failed"
     assert resp.body["error"]["details"] == {field: ["not a valid UUID"]}
+
+
+# --- nesting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"[" * 1000, b'{"body":' * 1000, b"[" * 100_000])
+def test_deeply_nested_json_is_400(admin, target, table_counts, raw):
+    route = ROUTES["post-message"]
+    before = table_counts()
+    resp = send(admin.api, route.method, target(route), raw)
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert table_counts() == before
+
+
+def test_nesting_the_parser_accepts_is_still_400(admin, target, table_counts):
+    """Deep but parseable: the checks after the parser must not recurse either."""
+    route = ROUTES["post-message"]
+    nested: object = "x"
+    for _ in range(900):
+        nested = [nested]
+    before = table_counts()
+    resp = send(admin.api, route.method, target(route), json.dumps({"body": nested}).encode())
+    assert_json_error(resp, 400)
+    assert "body" in resp.body["error"]["details"]
+    assert table_counts() == before
