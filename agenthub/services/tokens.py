@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agenthub.actors import Actor
 from agenthub.auth import api_tokens
@@ -15,6 +15,35 @@ from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database, UniqueViolation
+
+# The longest an API token may be issued for: far enough for any real use, and it keeps every
+# expiry a valid PostgreSQL and Python date in every time zone (year 9999 at -14:00 is not).
+MAX_TOKEN_LIFETIME_YEARS = 10
+MAX_TOKEN_LIFETIME = timedelta(days=3653)  # ten years, leap days included
+
+
+def check_expiry(expires_at: datetime, now: datetime | None = None) -> None:
+    """An expiry must be aware, in the future, and at most ten years ahead."""
+    if expires_at.tzinfo is None:
+        raise ValidationFailed(
+            "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
+        )
+    now = now or datetime.now(UTC)
+    latest = now + MAX_TOKEN_LIFETIME
+    allowed = f"after {_iso(now)} and at most {_iso(latest)}"
+    if expires_at <= now:
+        raise ValidationFailed(
+            f"expiresAt is in the past: it must be {allowed}", {"expiresAt": f"must be {allowed}"}
+        )
+    if expires_at > latest:
+        raise ValidationFailed(
+            f"expiresAt is more than {MAX_TOKEN_LIFETIME_YEARS} years ahead: it must be {allowed}",
+            {"expiresAt": f"must be {allowed}"},
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class TokenService:
@@ -29,12 +58,7 @@ class TokenService:
         if not actor.is_admin:
             raise Forbidden("only admins may issue tokens")
         if expires_at is not None:
-            if expires_at.tzinfo is None:
-                raise ValidationFailed(
-                    "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
-                )
-            if expires_at <= datetime.now(UTC):
-                raise ValidationFailed("expiresAt is in the past", {"expiresAt": "in the past"})
+            check_expiry(expires_at)
         # Prefix collisions are astronomically rare, but a retry costs nothing.
         for _ in range(3):
             new = api_tokens.generate()

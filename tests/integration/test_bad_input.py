@@ -379,3 +379,46 @@ def test_nesting_the_parser_accepts_is_still_400(admin, target, table_counts):
     assert_json_error(resp, 400)
     assert "body" in resp.body["error"]["details"]
     assert table_counts() == before
+
+
+# --- token expiry ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expires",
+    [
+        "9999-12-31T23:59:59-14:00",  # year 10000 in UTC
+        "9999-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+    ],
+)
+def test_expiry_beyond_ten_years_is_400_with_the_allowed_range(
+    admin, target, table_counts, expires
+):
+    before = table_counts()
+    resp = admin.api.post(f"/api/v1/agents/{target.agent_id}/tokens", {"expiresAt": expires})
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert "10 years" in resp.body["error"]["message"]
+    (detail,) = resp.body["error"]["details"]["expiresAt"]
+    assert "at most" in detail
+    assert table_counts() == before
+
+
+def test_expiry_just_under_ten_years_is_accepted(admin, target):
+    from datetime import UTC, datetime, timedelta
+
+    expires = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
+    resp = admin.api.post(f"/api/v1/agents/{target.agent_id}/tokens", {"expiresAt": expires})
+    assert resp.status == 201, resp.text
+
+
+def test_cli_refuses_an_expiry_beyond_ten_years(server, admin):
+    from tests.conftest import run_cli
+
+    done = run_cli(
+        server.env, "token", "issue", "--agent", admin.name, "--expires", "4000d", check=False
+    )
+    assert done.returncode != 0
+    assert "10 years" in done.stderr
+    assert "Traceback" not in done.stderr
