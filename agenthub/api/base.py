@@ -1,9 +1,12 @@
-"""The base handler: JSON in and out, bearer auth, the error format, the body limit."""
+"""The base handler: JSON in and out, bearer auth, the error format, the body limit, and a
+connection that stays usable after a refused request."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -19,6 +22,8 @@ from agenthub.auth import jwt_tokens
 from agenthub.errors import (
     AppError,
     Forbidden,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
@@ -42,17 +47,38 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
+# A refused request's body (an oversized one included) is read and discarded before the answer
+# while it stays under DRAIN_FACTOR x MAX_REQUEST_BYTES, so the connection stays usable; past
+# that the answer goes at once, with "Connection: close" (docs/API.md, "HTTP limits").
+DRAIN_FACTOR = 4
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
 
 
 @tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Bodies are streamed so an oversized request gets a JSON 413, not a dropped socket."""
+    """Bodies are streamed so an oversized request gets a JSON 413, not a dropped socket.
+
+    Tornado closes a connection whose request was answered before its body was read, and it
+    decides so after the response headers are out, so they never say ``Connection: close``
+    (``HTTP1Connection.finish``); a client reusing the connection then fails. So ``prepare``
+    (origin, rate, method, size, authentication) does not answer a refusal at once: the body is
+    read and discarded first, then the refusal is the answer, and the connection is kept.
+    Only when that cannot be done (a body past the drain cap, ``Expect: 100-continue``) is the
+    refusal answered at once, saying ``Connection: close``.
+    """
 
     route = "unmatched"
     auth_required = True
     # RequestHandler.__init__ runs clear(), hence set_default_headers(), before initialize().
     _initialized = False
+    # prepare() has let the request through (or deferred its refusal until after the body).
+    _admitted = False
+    # Answered before the body was read, after prepare(): tornado closes the connection.
+    _close_after_reply = False
 
     def initialize(self, services: Services, guards: HttpGuards) -> None:
         self.services = services
@@ -60,7 +86,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self.guards = guards
         self.principal: Principal | None = None
         self._body = bytearray()
-        self._body_overflow = False
+        self._received = 0
+        self._refusal: AppError | None = None
         self._initialized = True
         self._apply_cors()
 
@@ -82,6 +109,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if not self._initialized:
             return
         self._apply_cors()  # again after clear(): error responses keep their CORS headers
+        if self._close_after_reply or not self._admitted:
+            # An error answered before the request's body was read: tornado will close the
+            # connection, and HTTP/1.1 wants the response to say so.
+            self.set_header("Connection", "close")
 
     def _apply_cors(self) -> None:
         self.set_header("Vary", "Origin")
@@ -118,28 +149,75 @@ class BaseHandler(tornado.web.RequestHandler):
         return str(claims.agent_id)
 
     async def prepare(self) -> None:
-        self._check_origin_and_rate()
-        if self.request.method not in (*self.methods(), "OPTIONS"):
-            raise tornado.web.HTTPError(405)  # before auth: the route has no such method
-        limit = self.settings_.max_request_bytes
-        length = self.request.headers.get("Content-Length")
-        if length is not None:
-            try:
-                too_big = int(length) > limit
-            except ValueError:
-                raise ValidationFailed("invalid Content-Length header") from None
-            if too_big and self.request.method in _BODY_METHODS and int(length) <= limit * 4:
-                # Read and discard it, then json_body answers 413: rejecting now makes tornado
-                # close with unread input, and the client gets a reset instead of the 413.
-                self._body_overflow = True
-            elif too_big:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
-        # Stop reading a chunked upload that runs far past the limit.
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(limit * 4)
+            # data_received counts the body and answers a JSON 413; tornado's own limit would
+            # answer first, with a bare "400 Bad Request".
+            connection.set_max_body_size(sys.maxsize)
+        try:
+            await self.admit()
+        except AppError as refusal:
+            if not self._body_can_be_drained():
+                raise  # answered now, with "Connection: close"
+            self._refuse_after_body(refusal)
+        self._admitted = True
+
+    async def admit(self) -> None:
+        """Let the request through or raise its refusal, before the body is read: the checks
+        cost no database query except authentication, which comes last."""
+        self._check_origin_and_rate()
+        if self.request.method not in (*self.methods(), "OPTIONS"):
+            # Before auth: the route has no such method.
+            allowed = ", ".join([*self.methods(), "OPTIONS"])
+            raise MethodNotAllowed(f"{self.request.method} is not allowed here; use {allowed}")
+        self._check_framing()
         if self.auth_required and self.request.method != "OPTIONS":
             self.principal = await self.authenticate()
+
+    def _check_framing(self) -> None:
+        """Refuse what tornado would refuse while reading the body (it would answer a bare
+        400), and a declared body over the limit."""
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        encoding = headers.get("Transfer-Encoding")
+        if encoding is not None and (length is not None or encoding.lower() != "chunked"):
+            raise ValidationFailed(
+                "unsupported request framing",
+                {"Transfer-Encoding": "only chunked, and never with Content-Length"},
+            )
+        if length is None:
+            return
+        if not _DIGITS.fullmatch(length):
+            raise ValidationFailed(
+                "invalid Content-Length header", {"Content-Length": "not a decimal integer"}
+            )
+        if int(length) > self.settings_.max_request_bytes:
+            raise too_large(self.settings_.max_request_bytes)
+
+    def _body_can_be_drained(self) -> bool:
+        """Whether a refused request's body can be read (and discarded) before the answer."""
+        headers = self.request.headers
+        if headers.get("Expect", "").lower() == "100-continue":
+            return False  # the client sends the body only once told to: the refusal is final
+        encoding = headers.get("Transfer-Encoding")
+        length = headers.get("Content-Length")
+        if encoding is not None:
+            return length is None and encoding.lower() == "chunked"  # counted as it arrives
+        if length is None:
+            return True  # no body
+        drain = self.settings_.max_request_bytes * DRAIN_FACTOR
+        return _DIGITS.fullmatch(length) is not None and int(length) <= drain
+
+    def _refuse_after_body(self, refusal: AppError) -> None:
+        self._refusal = refusal
+        self._body = bytearray()
+        # Tornado calls the method the request names once the body is in, with no hook in
+        # between: for this request, the refusal takes that method's place.
+        setattr(self, (self.request.method or "get").lower(), self._answer_refusal)
+
+    async def _answer_refusal(self, *args: str, **kwargs: str) -> None:
+        assert self._refusal is not None
+        raise self._refusal
 
     async def options(self, *args: str) -> None:
         """CORS preflight (the origin was checked in ``prepare``) or a plain OPTIONS."""
@@ -152,10 +230,17 @@ class BaseHandler(tornado.web.RequestHandler):
         self.reply(204, None)
 
     def data_received(self, chunk: bytes) -> None:
-        if len(self._body) + len(chunk) > self.settings_.max_request_bytes:
-            self._body_overflow = True
-            return
-        self._body.extend(chunk)
+        self._received += len(chunk)
+        limit = self.settings_.max_request_bytes
+        if self._refusal is None and self._received > limit:
+            self._refuse_after_body(too_large(limit))
+        if self._refusal is None:
+            self._body.extend(chunk)
+        elif self._received > limit * DRAIN_FACTOR and not self._finished:
+            # Past the drain cap (a chunked upload that goes on): answer now; tornado stops
+            # handing over the body and closes the connection once the answer is written.
+            self._close_after_reply = True
+            self._render_app_error(self._refusal)
 
     async def authenticate(self) -> Principal:
         header = self.request.headers.get("Authorization", "")
@@ -177,9 +262,6 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.principal
 
     def json_body(self, schema: type[Schema]) -> dict[str, Any]:
-        if self._body_overflow:
-            limit = self.settings_.max_request_bytes
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
         # Content-Type is not enforced: `curl -d` labels JSON as a form by default, and
         # shell agents are first-class users. The body itself must be JSON.
         raw = bytes(self._body)
@@ -267,6 +349,8 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", challenge)
         if isinstance(e, RateLimited):
             self.set_header("Retry-After", str(e.retry_after))
+        if isinstance(e, MethodNotAllowed):  # RFC 9110: say which methods the resource supports
+            self.set_header("Allow", ", ".join([*self.methods(), "OPTIONS"]))
         self.finish(json.dumps({"error": e.to_dict()}, separators=(",", ":")))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -304,6 +388,6 @@ class NotFoundHandler(BaseHandler):
     auth_required = False
     route = "unmatched"
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         self._check_origin_and_rate()
-        raise tornado.web.HTTPError(404, "no such route")
+        raise NotFound("no such route")
