@@ -13,6 +13,7 @@ import tornado.web
 
 from agenthub import systemd
 from agenthub.api.base import NotFoundHandler
+from agenthub.api.heads import HEAD_HARD_LIMIT, Application
 from agenthub.api.routes import url_specs
 from agenthub.api.security import HttpGuards, SecurityHeaders
 from agenthub.config import Settings
@@ -93,7 +94,7 @@ def make_app(
     routes: list[Any] = list(url_specs(services, guards))
     if realtime is not None:
         routes.append(realtime.url_spec())
-    app = tornado.web.Application(routes, **settings)
+    app = Application(routes, **settings)
     app.add_transform(SecurityHeaders)
     return app
 
@@ -124,7 +125,10 @@ async def serve(settings: Settings) -> int:
     realtime = make_realtime(services, metrics)
     app = make_app(services, realtime, metrics)
     server = tornado.httpserver.HTTPServer(
-        app, max_body_size=settings.max_request_bytes * 4, idle_connection_timeout=120
+        app,
+        max_body_size=settings.max_request_bytes * 4,
+        max_header_size=HEAD_HARD_LIMIT,
+        idle_connection_timeout=120,
     )
     server.listen(settings.port, address=settings.host)
     log.info("listening on http://%s:%d", settings.host, settings.port)

@@ -83,6 +83,11 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class UriTooLong(AppError):
+    status = 414
+    code = "uri_too_long"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"
@@ -90,6 +95,11 @@ class RateLimited(AppError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message, {"retryAfter": max(1, round(retry_after))})
         self.retry_after = max(1, round(retry_after))
+
+
+class HeadersTooLarge(AppError):
+    status = 431
+    code = "headers_too_large"
 
 
 class Unavailable(AppError):

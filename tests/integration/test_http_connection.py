@@ -1,6 +1,6 @@
 """The HTTP connection itself, over raw sockets: a refused request leaves a kept-alive connection
-usable (or says ``Connection: close``), oversized bodies get JSON errors, and the limits are the
-documented ones (docs/API.md, "HTTP limits and connections")."""
+usable (or says ``Connection: close``), oversized heads and bodies get JSON errors, and the
+limits are the documented ones (docs/API.md, "HTTP limits and connections")."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from tests.conftest import TestDatabase as PgDatabase
 from tests.raw_http import RawConnection, RawResponse, request_bytes, request_head
 
 MAX_REQUEST_BYTES = 1_048_576  # the default the shared test server runs with
+HEAD_LIMIT = 65_536
+HEAD_HARD_LIMIT = 262_144
 SMALL_BODY = json.dumps({"body": "x" * 1000}).encode()
 
 
@@ -192,6 +194,42 @@ def test_a_ten_megabyte_chunked_body_is_a_json_413(
         assert resp.closes
         sender.join(timeout=60)
     assert table_counts() == before
+
+
+# --- oversized heads -------------------------------------------------------------------------
+
+
+def test_a_head_just_under_the_limit_is_served(server: Server) -> None:
+    with connect(server) as conn:
+        pad = "p" * (HEAD_LIMIT - 1024)
+        resp = conn.exchange(request_head("GET", "/healthz", {"X-Pad": pad}))
+        assert resp.status == 200, resp
+
+
+def test_a_request_line_over_64_kib_is_a_json_414(server: Server) -> None:
+    path = "/api/v1/rooms?cursor=" + "c" * HEAD_LIMIT
+    with connect(server) as conn:
+        resp = conn.exchange(request_head("GET", path))
+        assert_json_error(resp, 414, "uri_too_long")
+        assert resp.json()["error"]["details"] == {"limit": HEAD_LIMIT}
+        assert_still_usable(conn, resp)
+
+
+def test_headers_over_64_kib_are_a_json_431(server: Server) -> None:
+    headers = {f"X-Pad-{i}": "h" * 8000 for i in range(9)}
+    with connect(server) as conn:
+        resp = conn.exchange(request_bytes("POST", "/api/v1/rooms", headers, SMALL_BODY))
+        assert_json_error(resp, 431, "headers_too_large")
+        assert resp.json()["error"]["details"] == {"limit": HEAD_LIMIT}
+        assert_still_usable(conn, resp)
+
+
+def test_a_head_over_the_hard_limit_is_closed_without_an_answer(server: Server) -> None:
+    """Documented: above 256 KiB the server stops reading and closes the connection."""
+    headers = {f"X-Pad-{i}": "h" * 8000 for i in range(40)}
+    with connect(server) as conn:
+        conn.send(request_head("GET", "/healthz", headers))
+        assert conn.peer_closed()
 
 
 # --- rate limits and a bodied request ----------------------------------------------------------
