@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,10 +12,13 @@ from agenthub.auth import api_tokens, jwt_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Unauthorized
 from agenthub.models import Agent, SessionToken
+from agenthub.ratelimit import LoginLimits
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database
+
+log = logging.getLogger("agenthub.sessions")
 
 _REJECTED = "invalid, expired or revoked API token"
 
@@ -36,15 +40,37 @@ class SessionStanding:
 
 class SessionService:
     def __init__(
-        self, db: Database, hasher: TokenHasher, *, jwt_secret: str, ttl_seconds: int
+        self,
+        db: Database,
+        hasher: TokenHasher,
+        *,
+        jwt_secret: str,
+        ttl_seconds: int,
+        login_limits: LoginLimits,
     ) -> None:
         self._db = db
         self._hasher = hasher
         self._secret = jwt_secret
         self._ttl = ttl_seconds
+        self._logins = login_limits
 
-    async def exchange_token(self, api_token: str, *, address: str | None) -> SessionToken:
+    async def exchange_token(self, api_token: str, *, address: str) -> SessionToken:
+        """A JWT for a valid API token. Once ``address`` or the token's prefix has failed too
+        often, refused (429) before Argon2 is spent, and such a refusal writes nothing
+        (docs/SECURITY.md)."""
         parsed = api_tokens.parse(api_token)
+        prefix = None if parsed is None else parsed.prefix
+        self._logins.check(address, prefix)
+        try:
+            return await self._exchange(api_token, parsed, address)
+        except Unauthorized:
+            if self._logins.record_failure(address, prefix):
+                log.warning("failed logins throttled: address=%s prefix=%s", address, prefix or "-")
+            raise
+
+    async def _exchange(
+        self, api_token: str, parsed: api_tokens.ParsedToken | None, address: str
+    ) -> SessionToken:
         row = None
         if parsed is not None:
             async with self._db.session() as s:
