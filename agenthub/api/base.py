@@ -79,6 +79,8 @@ class BaseHandler(tornado.web.RequestHandler):
     _admitted = False
     # Answered before the body was read, after prepare(): tornado closes the connection.
     _close_after_reply = False
+    # The bearer JWT, verified once per request (or why it was refused); see _session_claims.
+    _claims: jwt_tokens.Claims | Unauthorized | None = None
 
     def initialize(self, services: Services, guards: HttpGuards) -> None:
         self.services = services
@@ -138,15 +140,22 @@ class BaseHandler(tornado.web.RequestHandler):
         self.guards.requests.check_address(self.request.remote_ip or "unknown")
 
     def _signed_agent_id(self) -> str | None:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            return None
         try:
-            claims = jwt_tokens.decode(self.settings_.jwt_secret, credential.strip())
-        except jwt_tokens.InvalidSession:
+            return str(self._session_claims().agent_id)
+        except Unauthorized:
             return None
-        return str(claims.agent_id)
+
+    def _session_claims(self) -> jwt_tokens.Claims:
+        """The bearer JWT's claims, its signature, algorithm and expiry checked: the header is
+        parsed and the JWT decoded once per request, whoever asks first (the rate limit)."""
+        if self._claims is None:
+            try:
+                self._claims = self.services.sessions.verify(self.bearer_credential())
+            except Unauthorized as exc:
+                self._claims = exc
+        if isinstance(self._claims, Unauthorized):
+            raise self._claims
+        return self._claims
 
     async def prepare(self) -> None:
         connection = self.request.connection
@@ -243,12 +252,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self._render_app_error(self._refusal)
 
     async def authenticate(self) -> Principal:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            raise Unauthorized("missing bearer token")
-        principal, _claims = await self.services.sessions.authenticate(credential.strip())
-        return principal
+        return await self.services.sessions.principal_for(self._session_claims())
 
     def bearer_credential(self) -> str:
         header = self.request.headers.get("Authorization", "")

@@ -118,13 +118,17 @@ class SessionService:
         )
         return SessionToken(token=token, expires_at=expires_at, agent=agent)
 
-    async def authenticate(self, session_jwt: str) -> tuple[Principal, jwt_tokens.Claims]:
-        """The caller behind a JWT, re-checked against the database on every call so that
-        revoking the API token or disabling the agent takes effect at once."""
+    def verify(self, session_jwt: str) -> jwt_tokens.Claims:
+        """The claims of a session JWT whose signature, algorithm and expiry are good. Only
+        that: whether the session may go on is ``principal_for``'s question."""
         try:
-            claims = jwt_tokens.decode(self._secret, session_jwt)
+            return jwt_tokens.decode(self._secret, session_jwt)
         except jwt_tokens.InvalidSession as exc:
             raise Unauthorized(str(exc)) from None
+
+    async def principal_for(self, claims: jwt_tokens.Claims) -> Principal:
+        """The caller behind verified ``claims``, re-checked against the database on every
+        call so that revoking the API token or disabling the agent takes effect at once."""
         async with self._db.session() as s:
             row = await token_store.with_agent_by_prefix(s, claims.token_prefix)
         if (
@@ -136,13 +140,17 @@ class SessionService:
         ):
             raise Unauthorized("session is no longer valid")
         # The role comes from the database, not the JWT: a demotion applies at once.
-        principal = Principal(
+        return Principal(
             agent_id=claims.agent_id,
             name=row["name"],
             role=row["role"],
             token_prefix=claims.token_prefix,
         )
-        return principal, claims
+
+    async def authenticate(self, session_jwt: str) -> tuple[Principal, jwt_tokens.Claims]:
+        """``verify`` then ``principal_for``: for callers that hold only the JWT (sockets)."""
+        claims = self.verify(session_jwt)
+        return await self.principal_for(claims), claims
 
     async def standing(self, prefixes: Iterable[str]) -> dict[str, SessionStanding]:
         """Re-check many live sessions at once by their API token prefixes: the same rules as
