@@ -71,3 +71,12 @@ def decode(secret: str, token: str) -> Claims:
         raise InvalidSession("session expired") from None
     except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
         raise InvalidSession("invalid session token") from None
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Whether ``token`` has a JWT's shape (a readable header naming an algorithm), whatever
+    its signature: used only to tell a caller which kind of token a route expects."""
+    try:
+        return "alg" in jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        return False

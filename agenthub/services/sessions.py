@@ -21,6 +21,14 @@ from agenthub.store.db import Database
 log = logging.getLogger("agenthub.sessions")
 
 _REJECTED = "invalid, expired or revoked API token"
+# A credential of the other kind: say which one the route wanted.
+_WRONG_KIND_FOR_EXCHANGE = (
+    "this is a session JWT; POST /api/v1/sessions takes an API token (agt_...)"
+)
+_WRONG_KIND_FOR_CALLS = (
+    "this is an API token (agt_...); exchange it at POST /api/v1/sessions for a session JWT"
+    " and send that"
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class SessionService:
         ok = await self._hasher.verify(None if row is None else row["secret_hash"], secret)
         problem = None
         if parsed is None:
-            problem = "malformed"
+            problem = "session-jwt" if jwt_tokens.looks_like_jwt(api_token) else "malformed"
         elif row is None:
             problem = "unknown-prefix"
         elif not ok:
@@ -101,7 +109,7 @@ class SessionService:
                     prefix=None if parsed is None else parsed.prefix,
                     address=address,
                 )
-            raise Unauthorized(_REJECTED)
+            raise Unauthorized(_WRONG_KIND_FOR_EXCHANGE if problem == "session-jwt" else _REJECTED)
         assert row is not None and parsed is not None
         async with self._db.transaction() as s:
             await token_store.touch(s, parsed.prefix)
@@ -121,6 +129,8 @@ class SessionService:
     def verify(self, session_jwt: str) -> jwt_tokens.Claims:
         """The claims of a session JWT whose signature, algorithm and expiry are good. Only
         that: whether the session may go on is ``principal_for``'s question."""
+        if session_jwt.startswith(f"{api_tokens.TOKEN_SCHEME}_"):
+            raise Unauthorized(_WRONG_KIND_FOR_CALLS)
         try:
             return jwt_tokens.decode(self._secret, session_jwt)
         except jwt_tokens.InvalidSession as exc:

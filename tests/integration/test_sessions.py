@@ -11,8 +11,10 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+import socketio
 
 from tests.conftest import login
+from tests.realtime_support import Socket, run
 
 
 def _claims(agent, **overrides: Any) -> dict[str, Any]:
@@ -104,14 +106,43 @@ def test_exchange_with_a_wrong_secret(server, make_agent):
     assert_401(server.api(f"agt_{prefix}_{'B' * 43}").post("/api/v1/sessions"))
 
 
-def test_exchange_with_a_jwt_instead_of_an_api_token(server, make_agent):
+def test_exchange_with_a_jwt_instead_of_an_api_token_says_which_was_expected(server, make_agent):
     agent = make_agent()
-    assert_401(server.api(agent.jwt).post("/api/v1/sessions"))
+    resp = server.api(agent.jwt).post("/api/v1/sessions")
+    assert_401(resp)
+    assert resp.body["error"]["message"] == (
+        "this is a session JWT; POST /api/v1/sessions takes an API token (agt_...)"
+    )
 
 
-def test_api_token_is_not_a_session(server, make_agent):
+API_TOKEN_SENT_AS_JWT = (
+    "this is an API token (agt_...); exchange it at POST /api/v1/sessions for a session JWT"
+    " and send that"
+)
+
+
+def test_api_token_is_not_a_session_and_the_answer_says_so(server, make_agent):
     agent = make_agent()
-    assert_401(server.api(agent.api_token).get("/api/v1/agents/me"))
+    resp = server.api(agent.api_token).get("/api/v1/agents/me")
+    assert_401(resp)
+    assert resp.body["error"]["message"] == API_TOKEN_SENT_AS_JWT
+
+
+def test_socket_handshake_with_an_api_token_says_which_was_expected(server, make_agent):
+    agent = make_agent()
+
+    async def scenario() -> None:
+        sock = Socket(server.base_url)
+        try:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await sock.connect(agent.api_token)
+            error = sock.connect_errors[-1]
+            assert error["code"] == "unauthorized"
+            assert error["message"] == API_TOKEN_SENT_AS_JWT
+        finally:
+            await sock.close()
+
+    run(scenario())
 
 
 def test_expired_api_token(server, make_agent, sql):

@@ -59,6 +59,16 @@ def test_round_trip():
     assert len(c.jti) == 32
 
 
+def test_a_jwt_is_told_apart_from_an_api_token():
+    token, _ = jwt_tokens.issue(
+        SECRET, agent_id=AGENT, role="agent", token_prefix="p", ttl_seconds=9
+    )
+    assert jwt_tokens.looks_like_jwt(token)
+    assert jwt_tokens.looks_like_jwt(forge({"alg": "none"}, claims()))
+    for other in ("agt_abcdefghijkl_" + "A" * 43, "", "a.b.c", "x" * 100):
+        assert not jwt_tokens.looks_like_jwt(other)
+
+
 def test_each_token_has_its_own_jti():
     a, _ = jwt_tokens.issue(SECRET, agent_id=AGENT, role="agent", token_prefix="p", ttl_seconds=60)
     b, _ = jwt_tokens.issue(SECRET, agent_id=AGENT, role="agent", token_prefix="p", ttl_seconds=60)
