@@ -21,6 +21,7 @@ from agenthub.metrics import Metrics
 from agenthub.realtime.server import RealtimeServer
 from agenthub.services.registry import Services, build_services
 from agenthub.store.db import Database, QueryObserver
+from agenthub.store.notify import AUTH_CHANNEL, NotificationListener
 
 log = logging.getLogger("agenthub")
 access_log = logging.getLogger("agenthub.access")
@@ -106,6 +107,22 @@ def make_realtime(services: Services, metrics: Metrics | None = None) -> Realtim
     return RealtimeServer(services, metrics)
 
 
+def make_auth_listener(services: Services, metrics: Metrics) -> NotificationListener:
+    """The dedicated connection that hears revocations made by any process (ADR 0005)."""
+
+    async def on_state(up: bool) -> None:
+        metrics.set_auth_listener_up(up)
+        await services.sessions.on_listener(up)
+
+    return NotificationListener(
+        services.settings.dsn(),
+        AUTH_CHANNEL,
+        services.sessions.on_notification,
+        on_state,
+        connect_timeout=services.settings.db_connect_timeout,
+    )
+
+
 async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
     """Poll until the database answers (True) or shutdown is requested (False)."""
     delay = 0.5
@@ -138,6 +155,8 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    auth_listener = make_auth_listener(services, metrics)
+    auth_listener.start()
     if realtime is not None:
         realtime.start()
         log.info("socket.io namespace /agents mounted at /socket.io/")
@@ -157,6 +176,7 @@ async def serve(settings: Settings) -> int:
         await asyncio.wait_for(server.close_all_connections(), timeout=10)
     except TimeoutError:
         log.warning("connections still open after 10s; closing anyway")
+    await auth_listener.stop()
     await services.close()
     log.info("stopped")
     return 0

@@ -95,6 +95,12 @@ class Metrics:
             buckets=_DB_BUCKETS,
             registry=r,
         )
+        self.auth_listener_up = Gauge(
+            "agenthub_auth_listener_up",
+            "1 while this process listens for revocations (PostgreSQL LISTEN); 0 while every"
+            " request re-checks its session in the database instead.",
+            registry=r,
+        )
 
     # --- HTTP and database ------------------------------------------------------------------
 
@@ -106,6 +112,9 @@ class Metrics:
     def observe_db_query(self, operation: str, seconds: float) -> None:
         """``Database``'s ``observe`` callback: ``operation`` is the statement's first word."""
         self.db_duration.labels(db_operation(operation)).observe(seconds)
+
+    def set_auth_listener_up(self, up: bool) -> None:
+        self.auth_listener_up.set(1 if up else 0)
 
     # --- messages ------------------------------------------------------------------------------
 

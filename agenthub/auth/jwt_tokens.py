@@ -32,10 +32,19 @@ class InvalidSession(Exception):
 
 
 def issue(
-    secret: str, *, agent_id: uuid.UUID, role: str, token_prefix: str, ttl_seconds: int
+    secret: str,
+    *,
+    agent_id: uuid.UUID,
+    role: str,
+    token_prefix: str,
+    ttl_seconds: int,
+    not_after: datetime | None = None,
 ) -> tuple[str, datetime]:
+    """A signed JWT and its expiry: ``ttl_seconds`` from now, but never after ``not_after``."""
     now = int(time.time())
     exp = now + ttl_seconds
+    if not_after is not None:
+        exp = min(exp, int(not_after.timestamp()))
     payload = {
         "sub": str(agent_id),
         "role": role,

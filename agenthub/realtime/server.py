@@ -22,6 +22,7 @@ from agenthub.events import (
     MemberAdded,
     MemberRemoved,
     MessagePosted,
+    SessionsStale,
     TokenRevoked,
 )
 from agenthub.metrics import Metrics
@@ -58,7 +59,7 @@ def _library_log(name: str) -> _LibraryLog:
     return _LibraryLog(logger, {})
 
 
-# What a socket is told when the periodic re-check finds its session no longer valid; the
+# What a socket is told when a re-check finds its session no longer valid; the
 # first two are the words the in-process (REST) revocation path uses.
 _ENDED_BECAUSE = {
     "revoked": "the API token was revoked",
@@ -95,10 +96,7 @@ class RealtimeServer:
             self.presence, self.is_alive, self.drop, interval=max(0.5, timeout / 10)
         )
         self.revalidator = SessionRevalidator(
-            self.connections,
-            services.sessions.standing,
-            self.end_session,
-            interval=float(settings.socket_revalidate_seconds),
+            self.connections, services.sessions.standing, self.end_session
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sequencer = RoomSequencer(self._broadcast)
@@ -143,7 +141,6 @@ class RealtimeServer:
 
     def start(self) -> None:
         self.pruner.start()
-        self.revalidator.start()
 
     async def load_room_positions(self) -> None:
         """Tell the in-order broadcast where each room stands; called once the database
@@ -268,7 +265,7 @@ class RealtimeServer:
         await self.drop(sid)
 
     async def end_session(self, state: SocketState, standing: SessionStanding) -> None:
-        """The periodic re-check found this socket's session no longer valid: end it the way
+        """A re-check found this socket's session no longer valid: end it the way
         an in-process revocation does (``session:revoked``, then disconnect)."""
         reason = standing.problem or "unknown"
         message = _ENDED_BECAUSE.get(reason, _ENDED_BECAUSE["unknown"])
@@ -308,6 +305,8 @@ class RealtimeServer:
                     "session:revoked",
                     {"code": "unauthorized", "message": "the agent was disabled"},
                 )
+        elif isinstance(event, SessionsStale):
+            self.revalidator.request()
 
     async def _broadcast(self, message: Message) -> None:
         await self.sio.emit(

@@ -50,6 +50,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         sessions=SessionService(
             db,
             hasher,
+            bus,
             jwt_secret=settings.jwt_secret,
             ttl_seconds=settings.jwt_ttl_seconds,
             login_limits=LoginLimits(

@@ -11,8 +11,10 @@ from agenthub.actors import Principal
 from agenthub.auth import api_tokens, jwt_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Unauthorized
+from agenthub.events import AgentDisabled, EventBus, SessionsStale, TokenRevoked
 from agenthub.models import Agent, SessionToken
 from agenthub.ratelimit import LoginLimits
+from agenthub.services import auth_changes
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
@@ -21,6 +23,7 @@ from agenthub.store.db import Database
 log = logging.getLogger("agenthub.sessions")
 
 _REJECTED = "invalid, expired or revoked API token"
+_NO_LONGER_VALID = "session is no longer valid"
 # A credential of the other kind: say which one the route wanted.
 _WRONG_KIND_FOR_EXCHANGE = (
     "this is a session JWT; POST /api/v1/sessions takes an API token (agt_...)"
@@ -51,6 +54,7 @@ class SessionService:
         self,
         db: Database,
         hasher: TokenHasher,
+        bus: EventBus,
         *,
         jwt_secret: str,
         ttl_seconds: int,
@@ -58,9 +62,12 @@ class SessionService:
     ) -> None:
         self._db = db
         self._hasher = hasher
+        self._bus = bus
         self._secret = jwt_secret
         self._ttl = ttl_seconds
         self._logins = login_limits
+
+    # --- API token -> JWT --------------------------------------------------------------------
 
     async def exchange_token(self, api_token: str, *, address: str) -> SessionToken:
         """A JWT for a valid API token. Once ``address`` or the token's prefix has failed too
@@ -123,8 +130,13 @@ class SessionService:
             role=agent.role,
             token_prefix=parsed.prefix,
             ttl_seconds=self._ttl,
+            # A session never outlives its API token: a live socket then ends on time, with
+            # nobody re-checking the token.
+            not_after=row["expires_at"],
         )
         return SessionToken(token=token, expires_at=expires_at, agent=agent)
+
+    # --- JWT -> caller ---------------------------------------------------------------------
 
     def verify(self, session_jwt: str) -> jwt_tokens.Claims:
         """The claims of a session JWT whose signature, algorithm and expiry are good. Only
@@ -148,7 +160,7 @@ class SessionService:
             or (row["expires_at"] is not None and row["expires_at"] <= row["now"])
             or row["disabled_at"] is not None
         ):
-            raise Unauthorized("session is no longer valid")
+            raise Unauthorized(_NO_LONGER_VALID)
         # The role comes from the database, not the JWT: a demotion applies at once.
         return Principal(
             agent_id=claims.agent_id,
@@ -162,10 +174,32 @@ class SessionService:
         claims = self.verify(session_jwt)
         return await self.principal_for(claims), claims
 
+    # --- changes made here and elsewhere ---------------------------------------------------
+
+    async def on_notification(self, payload: str) -> None:
+        """An ``agenthub_auth`` notification (from any process, this one included): tell the
+        socket layer, as a change made here would."""
+        change = auth_changes.decode(payload)
+        if isinstance(change, auth_changes.TokenChanged):
+            await self._bus.publish(TokenRevoked(agent_id=change.agent_id, prefix=change.prefix))
+        elif isinstance(change, auth_changes.AgentChanged):
+            if change.disabled:
+                await self._bus.publish(AgentDisabled(agent_id=change.agent_id))
+        else:
+            if not change.readable:
+                log.warning("unreadable auth notification; re-checking every session")
+            await self._bus.publish(SessionsStale())
+
+    async def on_listener(self, up: bool) -> None:
+        """The notification listener connected (True) or lost its connection (False)."""
+        if up:
+            # Revocations made while it was away were not heard: re-check the live sockets.
+            await self._bus.publish(SessionsStale())
+
     async def standing(self, prefixes: Iterable[str]) -> dict[str, SessionStanding]:
         """Re-check many live sessions at once by their API token prefixes: the same rules as
-        ``authenticate``, in one query. Long-lived connections (sockets) call this
-        periodically, so a revocation made by another process (the CLI) reaches them too."""
+        ``principal_for``, in one query. The socket layer calls it when notifications may have
+        been missed."""
         wanted = sorted(set(prefixes))
         if not wanted:
             return {}

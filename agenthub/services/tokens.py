@@ -11,6 +11,7 @@ from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, TokenRevoked
 from agenthub.models import IssuedToken, TokenInfo
+from agenthub.services import auth_changes
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
@@ -119,6 +120,8 @@ class TokenService:
                 prefix=prefix,
                 forAgentId=str(row["agent_id"]),
             )
+            # Every server process hears it when this commits (its sockets, its cache).
+            await auth_changes.announce(s, auth_changes.TokenChanged(prefix, row["agent_id"]))
         info = TokenInfo.from_row(row)
         await self._bus.publish(TokenRevoked(agent_id=info.agent_id, prefix=prefix))
         return info
