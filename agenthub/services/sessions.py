@@ -6,16 +6,18 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from agenthub.actors import Principal
 from agenthub.auth import api_tokens, jwt_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Unauthorized
-from agenthub.events import AgentDisabled, EventBus, SessionsStale, TokenRevoked
+from agenthub.events import AgentDisabled, Event, EventBus, SessionsStale, TokenRevoked
 from agenthub.models import Agent, SessionToken
 from agenthub.ratelimit import LoginLimits
 from agenthub.services import auth_changes
 from agenthub.services.audit import record
+from agenthub.services.session_cache import GoodStanding, SessionCache
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database
@@ -59,6 +61,7 @@ class SessionService:
         jwt_secret: str,
         ttl_seconds: int,
         login_limits: LoginLimits,
+        cache: SessionCache | None = None,
     ) -> None:
         self._db = db
         self._hasher = hasher
@@ -66,6 +69,9 @@ class SessionService:
         self._secret = jwt_secret
         self._ttl = ttl_seconds
         self._logins = login_limits
+        self._cache = cache if cache is not None else SessionCache()
+        # Revocations made in this process reach the cache before the revoking call returns.
+        bus.subscribe(self._on_event)
 
     # --- API token -> JWT --------------------------------------------------------------------
 
@@ -149,57 +155,85 @@ class SessionService:
             raise Unauthorized(str(exc)) from None
 
     async def principal_for(self, claims: jwt_tokens.Claims) -> Principal:
-        """The caller behind verified ``claims``, re-checked against the database on every
-        call so that revoking the API token or disabling the agent takes effect at once."""
-        async with self._db.session() as s:
-            row = await token_store.with_agent_by_prefix(s, claims.token_prefix)
+        """The caller behind verified ``claims``, if its session may go on: the API token
+        exists, belongs to the JWT's agent, is neither revoked nor expired, and the agent is
+        not disabled. The role is the database's, not the JWT's. Answered from memory while
+        the notification listener is up (revocations reach the cache at once), else from the
+        database."""
+        standing = self._cache.get(claims.token_prefix)
+        if standing is None:
+            standing = await self._load(claims.token_prefix)
         if (
-            row is None
-            or row["agent_id"] != claims.agent_id
-            or row["revoked_at"] is not None
-            or (row["expires_at"] is not None and row["expires_at"] <= row["now"])
-            or row["disabled_at"] is not None
+            standing is None
+            or standing.principal.agent_id != claims.agent_id
+            or not standing.current(datetime.now(UTC))
         ):
             raise Unauthorized(_NO_LONGER_VALID)
-        # The role comes from the database, not the JWT: a demotion applies at once.
-        return Principal(
-            agent_id=claims.agent_id,
-            name=row["name"],
-            role=row["role"],
-            token_prefix=claims.token_prefix,
-        )
+        return standing.principal
 
     async def authenticate(self, session_jwt: str) -> tuple[Principal, jwt_tokens.Claims]:
         """``verify`` then ``principal_for``: for callers that hold only the JWT (sockets)."""
         claims = self.verify(session_jwt)
         return await self.principal_for(claims), claims
 
+    async def _load(self, prefix: str) -> GoodStanding | None:
+        ticket = self._cache.ticket()
+        async with self._db.session() as s:
+            row = await token_store.with_agent_by_prefix(s, prefix)
+        if (
+            row is None
+            or row["revoked_at"] is not None
+            or (row["expires_at"] is not None and row["expires_at"] <= row["now"])
+            or row["disabled_at"] is not None
+        ):
+            return None
+        standing = GoodStanding(
+            Principal(
+                agent_id=row["agent_id"], name=row["name"], role=row["role"], token_prefix=prefix
+            ),
+            row["expires_at"],
+        )
+        self._cache.put(prefix, standing, ticket)
+        return standing
+
     # --- changes made here and elsewhere ---------------------------------------------------
 
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, TokenRevoked):
+            self._cache.forget_token(event.prefix)
+        elif isinstance(event, AgentDisabled):
+            self._cache.forget_agent(event.agent_id)
+
     async def on_notification(self, payload: str) -> None:
-        """An ``agenthub_auth`` notification (from any process, this one included): tell the
-        socket layer, as a change made here would."""
+        """An ``agenthub_auth`` notification (from any process, this one included): forget
+        what it names and tell the socket layer, as a change made here would."""
         change = auth_changes.decode(payload)
         if isinstance(change, auth_changes.TokenChanged):
             await self._bus.publish(TokenRevoked(agent_id=change.agent_id, prefix=change.prefix))
         elif isinstance(change, auth_changes.AgentChanged):
             if change.disabled:
                 await self._bus.publish(AgentDisabled(agent_id=change.agent_id))
+            else:
+                self._cache.forget_agent(change.agent_id)
         else:
             if not change.readable:
                 log.warning("unreadable auth notification; re-checking every session")
+            self._cache.clear()
             await self._bus.publish(SessionsStale())
 
     async def on_listener(self, up: bool) -> None:
         """The notification listener connected (True) or lost its connection (False)."""
         if up:
+            self._cache.go_live()
             # Revocations made while it was away were not heard: re-check the live sockets.
             await self._bus.publish(SessionsStale())
+        else:
+            self._cache.go_dark()
 
     async def standing(self, prefixes: Iterable[str]) -> dict[str, SessionStanding]:
         """Re-check many live sessions at once by their API token prefixes: the same rules as
-        ``principal_for``, in one query. The socket layer calls it when notifications may have
-        been missed."""
+        ``principal_for``, in one query, never from the cache. The socket layer calls it when
+        notifications may have been missed."""
         wanted = sorted(set(prefixes))
         if not wanted:
             return {}

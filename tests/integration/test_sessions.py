@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -154,10 +155,34 @@ def test_expired_api_token(server, make_agent, sql):
     assert_401(agent.api.get("/api/v1/agents/me"))
 
 
+def test_an_api_token_expiring_ends_its_remembered_session_on_time(server, admin, make_agent):
+    agent = make_agent()
+    expires = datetime.now(UTC) + timedelta(seconds=3)
+    issued = admin.api.post(f"/api/v1/agents/{agent.id}/tokens", {"expiresAt": expires.isoformat()})
+    assert issued.status == 201, issued.text
+    resp = server.api(issued.body["token"]).post("/api/v1/sessions")
+    assert resp.status == 201, resp.text
+    # The session ends with its API token, not JWT_TTL_SECONDS later.
+    ends = datetime.fromisoformat(resp.body["expiresAt"].replace("Z", "+00:00"))
+    assert ends <= expires
+    # A JWT that would outlive its API token (signed with the server's key): the token's
+    # expiry, remembered with its standing, is compared with the clock at every use.
+    claims = _claims(dataclasses.replace(agent, api_token=issued.body["token"]))
+    outliving = pyjwt.encode(claims, server.env["JWT_SECRET"], algorithm="HS256")
+    api = server.api(outliving)
+    assert api.get("/api/v1/agents/me").status == 200
+    assert api.get("/api/v1/agents/me").status == 200  # remembered
+    time.sleep(max(0.0, expires.timestamp() - time.time()) + 0.5)
+    resp = api.get("/api/v1/agents/me")
+    assert_401(resp)
+    assert resp.body["error"]["message"] == "session is no longer valid"
+
+
 def test_revoked_api_token_and_its_session_fail_at_once(server, make_agent):
     agent = make_agent()
     prefix = agent.api_token.split("_")[1]
-    assert agent.api.get("/api/v1/agents/me").status == 200
+    for _ in range(3):  # the session's standing is remembered now
+        assert agent.api.get("/api/v1/agents/me").status == 200
     assert agent.api.delete(f"/api/v1/tokens/{prefix}").status == 204
     assert_401(agent.api.get("/api/v1/agents/me"))
     assert_401(server.api(agent.api_token).post("/api/v1/sessions"))
