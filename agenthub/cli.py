@@ -15,7 +15,7 @@ from typing import Any
 from agenthub import __version__
 from agenthub import logging as agenthub_logging
 from agenthub.actors import OPERATOR
-from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings
+from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings, misspelt_settings
 from agenthub.domain import ROLES
 from agenthub.errors import AppError, Unavailable
 from agenthub.services.registry import Services
@@ -86,12 +86,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Under journald the <N> gives each line its priority, so `journalctl -p err` shows errors.
+    journald = agenthub_logging.under_journald()
+    for warning in misspelt_settings(os.environ):
+        print(f"{'<4>' if journald else ''}agenthub: warning: {warning}", file=sys.stderr)
     try:
         settings = load_settings(os.environ)
     except ConfigError as exc:
-        # Under journald the <3> makes this line an error, so `journalctl -p err` shows it.
-        priority = "<3>" if agenthub_logging.under_journald() else ""
-        print(f"{priority}agenthub: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"{'<3>' if journald else ''}agenthub: {problem}", file=sys.stderr)
         return EX_CONFIG
     agenthub_logging.configure(settings.log_level if args.command == "serve" else "warning")
     try:

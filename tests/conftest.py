@@ -60,6 +60,8 @@ def database() -> Iterator[TestDatabase]:
         }
     )
     env.pop("JOURNAL_STREAM", None)
+    # The suite's own variable, not a setting: the CLI would warn that it looks like POSTGRES_DB.
+    env.pop("POSTGRES_ADMIN_DB", None)
     db = TestDatabase(name, env)
     subprocess.run([AGENTHUB, "migrate"], env=env, check=True, capture_output=True)
     try:

@@ -204,3 +204,27 @@ def test_database_unreachable_exits_69(database):
     migrate = run_cli(env, "migrate", check=False)
     assert migrate.returncode == 69
     assert "Traceback" not in migrate.stderr
+
+
+def test_bad_config_names_every_bad_variable(database):
+    env = dict(database.env, PORT="abc", JWT_TTL_SECONDS="5", FEATURE_MESSAGING_ENABLED="maybe")
+    for command in ("check-config", "serve"):
+        out = run_cli(env, command, check=False)
+        assert out.returncode == 78
+        lines = out.stderr.strip().splitlines()
+        assert [line.split(": ")[2] for line in lines] == [
+            "PORT",
+            "JWT_TTL_SECONDS",
+            "FEATURE_MESSAGING_ENABLED",
+        ], out.stderr
+        assert all(line.startswith("agenthub: invalid configuration: ") for line in lines)
+
+
+def test_a_misspelt_setting_is_a_warning(database):
+    out = run_cli(dict(database.env, JWT_TTL="60", AGENTHUB_PORT="4000"), "check-config")
+    assert out.returncode == 0
+    assert out.stderr.splitlines() == [
+        "agenthub: warning: AGENTHUB_PORT is not a setting; did you mean PORT?",
+        "agenthub: warning: JWT_TTL is not a setting; did you mean JWT_TTL_SECONDS?",
+    ]
+    assert "JWT_TTL_SECONDS=900" in out.stdout.splitlines()
