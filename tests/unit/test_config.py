@@ -1,12 +1,17 @@
-"""Settings: defaults, a ConfigError naming every bad variable, typo warnings, masked secrets."""
+"""Settings: defaults, a ConfigError naming every bad variable, typo warnings, masked secrets,
+and every setting documented."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
 from agenthub.config import (
     ConfigError,
     Settings,
+    SettingsSchema,
     load_settings,
     misspelt_settings,
 )
@@ -184,3 +189,36 @@ def test_a_deprecated_setting_is_not_taken_for_a_misspelt_one():
 
 def test_misspelt_settings_do_not_stop_loading():
     assert load_settings(env(JWT_TTL="60")).jwt_ttl_seconds == 900
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env_file_lines() -> list[str]:
+    return (ROOT / "packaging" / "agenthub.env").read_text().splitlines()
+
+
+def test_the_packaged_env_file_lists_every_setting_with_its_default_and_meaning():
+    lines = _env_file_lines()
+    listed = {}
+    for i, line in enumerate(lines):
+        match = re.match(r"^#?([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            listed[match.group(1)] = match.group(2)
+            above = lines[i - 1]
+            assert above.startswith("# ") and "=" not in above.split()[1], (
+                f"{match.group(1)}: the line above should say what it means"
+            )
+    assert set(listed) == set(SettingsSchema().fields)
+    defaults = load_settings(env()).masked()
+    for name, value in listed.items():
+        if value == "" and name in {"JWT_SECRET", "POSTGRES_PASSWORD"}:
+            continue  # to be filled in
+        shown = load_settings(env(**{name: value})).masked()[name]
+        assert shown == defaults[name], f"{name}={value} is not the default {defaults[name]}"
+
+
+def test_config_md_documents_every_setting():
+    text = (ROOT / "docs" / "CONFIG.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, re.MULTILINE))
+    assert set(SettingsSchema().fields) - documented == set()
