@@ -27,6 +27,16 @@ log = logging.getLogger("agenthub")
 access_log = logging.getLogger("agenthub.access")
 
 
+class CannotListen(Exception):
+    """The listening socket could not be bound (port taken, no permission, no such address)."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {error}")
+        self.host = host
+        self.port = port
+        self.error = error
+
+
 def make_database(settings: Settings, observe: QueryObserver | None = None) -> Database:
     return Database(
         settings.dsn(),
@@ -147,7 +157,11 @@ async def serve(settings: Settings) -> int:
         max_header_size=HEAD_HARD_LIMIT,
         idle_connection_timeout=120,
     )
-    server.listen(settings.port, address=settings.host)
+    try:
+        server.listen(settings.port, address=settings.host)
+    except OSError as exc:
+        await services.close()
+        raise CannotListen(settings.host, settings.port, exc) from exc
     log.info("listening on http://%s:%d", settings.host, settings.port)
 
     stop = asyncio.Event()

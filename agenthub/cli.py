@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from agenthub.services.registry import Services
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
+EX_OSERR = 71
 
 _DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -121,11 +123,38 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return _migrate(settings, check=args.check)
     if args.command == "serve":
-        from agenthub.app import serve
-
-        return asyncio.run(serve(settings))
+        return _serve(settings)
     handler = _ASYNC_COMMANDS[_command_key(args)]
     return asyncio.run(_with_services(settings, lambda services: handler(services, args)))
+
+
+def _serve(settings: Settings) -> int:
+    from agenthub.app import CannotListen, serve
+
+    try:
+        return asyncio.run(serve(settings))
+    except CannotListen as exc:
+        where = _host_port(exc.host, exc.port)
+        print(f"agenthub: cannot listen on {where}: {_bind_problem(exc.error)}", file=sys.stderr)
+        return EX_OSERR
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_BIND_PROBLEMS = {
+    errno.EADDRINUSE: "address in use",
+    errno.EACCES: "permission denied",
+    errno.EADDRNOTAVAIL: "address not available on this host",
+}
+
+
+def _bind_problem(error: OSError) -> str:
+    if error.errno in _BIND_PROBLEMS:
+        return _BIND_PROBLEMS[error.errno]
+    text = error.strerror or str(error)
+    return text[:1].lower() + text[1:]
 
 
 def _migrate(settings: Settings, *, check: bool) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
 
 import pytest
 
-from tests.conftest import login, run_cli
+from tests.conftest import AGENTHUB, login, run_cli
 
 TOKEN_RE = re.compile(r"^agt_[a-z0-9]{12}_[A-Za-z0-9_-]{43,}$")
 
@@ -228,3 +230,28 @@ def test_a_misspelt_setting_is_a_warning(database):
         "agenthub: warning: JWT_TTL is not a setting; did you mean JWT_TTL_SECONDS?",
     ]
     assert "JWT_TTL_SECONDS=900" in out.stdout.splitlines()
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(database):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(database.env, HOST="127.0.0.1", PORT=str(port))
+        out = subprocess.run(
+            [AGENTHUB, "serve"], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert out.returncode == 71
+    assert out.stderr.splitlines() == [
+        f"agenthub: cannot listen on 127.0.0.1:{port}: address in use"
+    ]
+    assert "listening on" not in out.stderr
+
+
+def test_serve_on_an_address_not_here_says_so_in_one_line(database):
+    env = dict(database.env, HOST="192.0.2.1", PORT="3000")  # TEST-NET-1: never local
+    out = subprocess.run([AGENTHUB, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 71
+    assert out.stderr.splitlines() == [
+        "agenthub: cannot listen on 192.0.2.1:3000: address not available on this host"
+    ]
