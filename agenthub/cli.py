@@ -225,7 +225,7 @@ async def _token_issue(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _token_revoke(services: Services, args: argparse.Namespace) -> int:
-    info = await services.tokens.revoke_token(OPERATOR, args.prefix)
+    info, _ = await services.tokens.revoke_token(OPERATOR, args.prefix)
     print(f"revoked {info.prefix}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from agenthub.actors import Actor
 from agenthub.auth import api_tokens
@@ -45,6 +46,11 @@ def check_expiry(expires_at: datetime, now: datetime | None = None) -> None:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Revocation(NamedTuple):
+    token: TokenInfo
+    revoked_now: bool  # False: it was revoked already, and nothing was written
 
 
 class TokenService:
@@ -100,7 +106,9 @@ class TokenService:
             rows = await token_store.for_agent(s, agent_id)
         return [TokenInfo.from_row(r) for r in rows]
 
-    async def revoke_token(self, actor: Actor, prefix: str) -> TokenInfo:
+    async def revoke_token(self, actor: Actor, prefix: str) -> Revocation:
+        """Revoke a token. Idempotent: revoking a revoked token changes nothing and writes no
+        second audit event."""
         if not api_tokens.is_prefix(prefix):
             raise NotFound("token not found")
         async with self._db.transaction() as s:
@@ -112,7 +120,10 @@ class TokenService:
                 # Same answer for "absent" and "not yours": prefixes are not enumerable.
                 raise NotFound("token not found")
             row = await token_store.revoke(s, prefix)
-            assert row is not None
+            if row is None:  # revoked already, perhaps a moment ago by a concurrent call
+                again = await token_store.by_prefix(s, prefix)
+                assert again is not None
+                return Revocation(TokenInfo.from_row(again), revoked_now=False)
             await record(
                 s,
                 "token-revoked",
@@ -124,4 +135,4 @@ class TokenService:
             await auth_changes.announce(s, auth_changes.TokenChanged(prefix, row["agent_id"]))
         info = TokenInfo.from_row(row)
         await self._bus.publish(TokenRevoked(agent_id=info.agent_id, prefix=prefix))
-        return info
+        return Revocation(info, revoked_now=True)

@@ -65,11 +65,11 @@ _FOR_AGENT = Statement(
     .order_by(api_tokens.c.created_at.desc())
 )
 _TOUCH = Statement(sa.update(api_tokens).where(_PREFIX_IS).values(last_used_at=sa.func.now()))
-# Keeps the first revocation time.
+# Only a token not revoked yet: the first revocation time stays, and a second one is told apart.
 _REVOKE = Statement(
     sa.update(api_tokens)
-    .where(_PREFIX_IS)
-    .values(revoked_at=sa.func.coalesce(api_tokens.c.revoked_at, sa.func.now()))
+    .where(_PREFIX_IS, api_tokens.c.revoked_at.is_(None))
+    .values(revoked_at=sa.func.now())
     .returning(*_PUBLIC_COLUMNS)
 )
 
@@ -110,5 +110,6 @@ async def touch(s: Session, prefix: str) -> None:
 
 
 async def revoke(s: Session, prefix: str) -> Row | None:
-    """Mark revoked (keeping the first revocation time); None when the prefix is unknown."""
+    """Mark revoked; None when the prefix is unknown or the token is revoked already (a
+    concurrent revocation waits for this row's lock, then finds it revoked: one wins)."""
     return await s.one(_REVOKE, token_prefix=prefix)
