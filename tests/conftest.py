@@ -153,7 +153,7 @@ def login(server: Server, api_token: str) -> str:
 def admin(server: Server) -> AgentCtx:
     """An admin bootstrapped the way ops do it: with the CLI on the host."""
     name = f"admin-{secrets.token_hex(3)}"
-    created = run_cli(server.env, "agent", "create", "--name", name, "--role", "admin")
+    created = run_cli(server.env, "agent", "create", "--name", name, "--role", "admin", "--json")
     agent_id = __import__("json").loads(created.stdout)["id"]
     token = run_cli(server.env, "token", "issue", "--agent", name).stdout.strip()
     jwt = login(server, token)
