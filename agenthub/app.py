@@ -138,8 +138,6 @@ async def serve(settings: Settings) -> int:
         realtime.start()
         log.info("socket.io namespace /agents mounted at /socket.io/")
     if await wait_for_database(services, stop):
-        if realtime is not None:
-            await realtime.load_room_positions()
         systemd.notify("READY=1")
         log.info("database reachable; ready")
     await stop.wait()

@@ -14,7 +14,6 @@ from typing import Any
 import socketio
 import tornado.web
 
-from agenthub.errors import Unavailable
 from agenthub.events import (
     AgentDisabled,
     Event,
@@ -28,7 +27,6 @@ from agenthub.models import Message, Principal
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.namespace import AgentsNamespace
-from agenthub.realtime.ordering import RoomSequencer
 from agenthub.realtime.origins import cors_setting
 from agenthub.realtime.presence import HeartbeatPruner, Presence
 from agenthub.realtime.rate_limit import FloodGuard
@@ -100,7 +98,6 @@ class RealtimeServer:
             interval=float(settings.socket_revalidate_seconds),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sequencer = RoomSequencer(self._broadcast)
         services.bus.subscribe(self.on_event)
         services.rooms.set_online_check(self.presence.is_online)
         if metrics is not None:
@@ -144,20 +141,11 @@ class RealtimeServer:
         self.pruner.start()
         self.revalidator.start()
 
-    async def load_room_positions(self) -> None:
-        """Tell the in-order broadcast where each room stands; called once the database
-        answers. Without it, broadcasting still works (see realtime.ordering)."""
-        try:
-            self.sequencer.seed(await self.services.rooms.last_seqs())
-        except Unavailable:
-            log.warning("could not read room positions; live order settles with the next posts")
-
     async def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Close every socket at the transport level, so clients reconnect to the next
         process instead of treating it as a deliberate server disconnect."""
         await self.pruner.stop()
         await self.revalidator.stop()
-        self.sequencer.close()
         for state in self.connections.all():
             state.closing = True
             if state.expiry is not None:
@@ -287,7 +275,8 @@ class RealtimeServer:
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, MessagePosted):
-            await self.sequencer.offer(event.message)
+            # The bus publishes a room's messages in seq order, one at a time.
+            await self._broadcast(event.message)
         elif isinstance(event, MemberAdded):
             await self.member_added(event.room_id, event.agent_id)
         elif isinstance(event, MemberRemoved):
