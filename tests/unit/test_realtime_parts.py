@@ -66,7 +66,8 @@ def test_presence_counts_sockets_per_agent_and_room():
     assert presence.remove_socket("b1") == [room]
     assert presence.remove_socket("b1") == []
     assert presence.join("gone", room) is False
-    assert sorted(presence.sockets()) == ["a2"]
+    assert presence.join("a2", other) is True  # a2 is still known; b1 and "gone" are not
+    assert presence.join("b1", other) is False
 
 
 @pytest.mark.parametrize(
