@@ -31,6 +31,7 @@ from agenthub.errors import (
 from agenthub.models import Principal, iso
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import SocketState
+from agenthub.realtime.packets import Malformed
 from agenthub.services.registry import Services
 
 log = logging.getLogger("agenthub.realtime")
@@ -125,6 +126,9 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         if not self.hub.accepting:
             raise Refused(Unavailable("the server is shutting down; connect again shortly"))
+        if isinstance(auth, Malformed):
+            log.warning("socket %s: malformed CONNECT packet (%s); refused", sid, auth.problem)
+            raise Refused(ValidationFailed("malformed CONNECT packet", {"auth": auth.problem}))
         token = token_from_handshake(auth, environ)
         if token is None:
             raise Refused(Unauthorized("missing session token: send auth {token} or ?token="))
@@ -239,6 +243,15 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return error_ack(
                 RateLimited(f"too many events: at most {rate:g} per second", verdict.retry_after)
             )
+        if isinstance(event, Malformed):
+            # The client's mistake, not ours: one line, and the ack says what was wrong.
+            log.warning(
+                "socket %s of %s sent a malformed packet: %s",
+                sid,
+                state.principal.name,
+                event.problem,
+            )
+            return error_ack(ValidationFailed("malformed packet", {"packet": event.problem}))
         handler = self._events.get(event) if isinstance(event, str) else None
         if handler is None:
             return error_ack(

@@ -23,22 +23,24 @@ from agenthub.metrics import Metrics
 from agenthub.realtime.connections import SocketState
 from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.origins import cors_setting
+from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.revalidation import SessionRevalidator
 from agenthub.realtime.sockets import LiveSockets
+from agenthub.realtime.transport import SOCKETIO_PATH, handler_class
 from agenthub.services.registry import Services
 from agenthub.services.sessions import SessionStanding
 
 log = logging.getLogger("agenthub.realtime")
 
-SOCKETIO_PATH = "/socket.io/"
-
 
 class _LibraryLog(logging.LoggerAdapter[logging.Logger]):
     """The log python-socketio and python-engineio write to. They report a client's mistake
-    (an origin not allowed, a malformed packet) with ``error``; that is not a server fault,
-    so it becomes a warning and ``journalctl -p err`` keeps meaning "look at the server".
-    Their per-packet info lines stay below the logger's WARNING level."""
+    (an origin not allowed) with ``error``; that is not a server fault, so it becomes a
+    warning and ``journalctl -p err`` keeps meaning "look at the server". A failure in their
+    own code comes through ``exception`` and stays an error, with its traceback (malformed
+    packets never get that far: see realtime.packets and realtime.transport). Their
+    per-packet info lines stay below the logger's WARNING level."""
 
     def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
         self.log(logging.WARNING, msg, *args, **kwargs)
@@ -78,6 +80,7 @@ class RealtimeServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             max_http_buffer_size=settings.max_request_bytes,
+            serializer=AgentsPacket,
             logger=_library_log("agenthub.socketio"),
             engineio_logger=_library_log("agenthub.engineio"),
         )
@@ -118,28 +121,8 @@ class RealtimeServer:
 
     # --- wiring ---------------------------------------------------------------------------
 
-    def handler(self) -> type[tornado.web.RequestHandler]:
-        base: type[tornado.web.RequestHandler] = socketio.get_tornado_handler(self.sio)
-
-        class SocketIOHandler(base):  # type: ignore[valid-type,misc]
-            route = SOCKETIO_PATH
-
-            async def open(self, *args: Any, **kwargs: Any) -> None:
-                # Tornado leaves Nagle on for websockets: an ack written right after a
-                # broadcast would then wait for the client's delayed TCP ACK (~40 ms).
-                self.set_nodelay(True)
-                await super().open(*args, **kwargs)
-
-            def get_compression_options(self) -> dict[str, Any] | None:
-                # python-engineio turns permessage-deflate on for clients that offer it
-                # (browsers, Node's ws). Tornado deflates every frame separately for every
-                # recipient, so a fan-out pays a zlib pass per socket to save bytes on a LAN.
-                return None
-
-        return SocketIOHandler
-
     def url_spec(self) -> tuple[str, type[tornado.web.RequestHandler]]:
-        return (SOCKETIO_PATH, self.handler())
+        return (SOCKETIO_PATH, handler_class(self.sio))
 
     def start(self) -> None:
         self.revalidator.start()
