@@ -13,8 +13,36 @@ log = logging.getLogger("agenthub.realtime")
 
 SOCKETIO_PATH = "/socket.io/"
 
-# engine.io packet types a client may send, as the first character of a text frame.
+# engine.io packet types, as the first character of a text packet.
 _ENGINEIO_TYPES = frozenset("0123456")
+_MESSAGE = "4"
+
+
+def packet_problem(text: str) -> str | None:
+    """What is wrong with an engine.io text packet from a client, if anything. engine.io
+    decodes without checking (a bad one ends its read loop, or its JSON parse recurses
+    without limit), and a message must carry a socket.io packet, which starts with its type."""
+    if text[:1] not in _ENGINEIO_TYPES:
+        return "not an engine.io packet"
+    if text[:1] == _MESSAGE and not text[1:2].isdigit():
+        return "not a socket.io packet"
+    return None
+
+
+def payload_problem(body: bytes) -> str | None:
+    """The same for a polling POST body: packets separated by U+001E; ``b`` starts a
+    base64 binary packet."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if text.startswith("d="):
+        return None  # JSONP: engine.io unwraps it
+    for part in text.split("\x1e"):
+        problem = None if part.startswith("b") else packet_problem(part)
+        if problem is not None:
+            return problem
+    return None
 
 
 def handler_class(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:
@@ -36,15 +64,20 @@ def handler_class(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]
             return None
 
         async def on_message(self, message: str | bytes) -> None:
-            # engine.io decodes a text frame without checking it: one that is not a packet
-            # at all would end its read loop with a traceback. A client's mistake: say so
-            # once in a warning and drop the frame.
-            if isinstance(message, str) and message[:1] not in _ENGINEIO_TYPES:
-                log.warning(
-                    "websocket from %s sent a frame that is not an engine.io packet; dropped",
-                    self.request.remote_ip,
-                )
+            # A client's mistake: one warning, and the frame is dropped.
+            problem = packet_problem(message) if isinstance(message, str) else None
+            if problem is not None:
+                log.warning("websocket from %s sent %s; dropped", self.request.remote_ip, problem)
                 return
             await super().on_message(message)
+
+        async def post(self, *args: Any, **kwargs: Any) -> None:
+            problem = payload_problem(self.request.body)
+            if problem is not None:
+                log.warning("polling POST from %s: %s; refused", self.request.remote_ip, problem)
+                self.set_status(400)
+                self.finish({"error": {"code": "validation_failed", "message": problem}})
+                return
+            await super().post(*args, **kwargs)
 
     return SocketIOHandler

@@ -32,6 +32,9 @@ UNACKED = [
     pytest.param("x", id="not-engineio"),
     pytest.param("9", id="unknown-engineio-type"),
     pytest.param("", id="empty-frame"),
+    pytest.param("4", id="empty-message"),
+    pytest.param("4" + DEEP, id="deep-engineio-message"),
+    pytest.param('4{"a":1}', id="engineio-json-message"),
 ]
 
 
@@ -120,4 +123,31 @@ def test_a_malformed_connect_is_refused_with_validation_failed(server, packet):
             await raw.close()
 
     run(scenario())
+    _check_log(_new_log(server, since))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"x", id="not-engineio"),
+        pytest.param(b"4" + DEEP.encode(), id="deep-message"),
+        pytest.param(b"40/agents,{}\x1e9", id="bad-second-packet"),
+        pytest.param(b"\xff\xfe", id="not-utf8"),
+    ],
+)
+def test_a_malformed_polling_post_is_refused_with_one_warning(server, make_agent, body):
+    alice = make_agent()
+    api = server.api()
+    since = len(server.log_text())
+    opened = api.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+    assert opened.status == 200, opened.text
+    sid = json.loads(opened.text[1:])["sid"]
+    query = {"EIO": "4", "transport": "polling", "sid": sid}
+    bad = api.request("POST", "/socket.io/", raw=body, params=query)
+    assert bad.status == 400
+    # The session is still usable: a well-formed handshake goes through.
+    connect = "40/agents," + json.dumps({"token": alice.jwt})
+    assert api.request("POST", "/socket.io/", raw=connect.encode(), params=query).status == 200
+    answer = api.get("/socket.io/", params=query)
+    assert "40/agents," in answer.text, answer.text
     _check_log(_new_log(server, since))
