@@ -120,6 +120,9 @@ class SettingsSchema(Schema):
     )
     PRESENCE_TIMEOUT_SECONDS = mf.Integer(load_default=30, validate=validate.Range(min=3, max=3600))
     SOCKET_REVALIDATE_SECONDS = mf.Integer(load_default=5, validate=validate.Range(min=1, max=300))
+    SOCKET_MAX_BUFFER_BYTES = mf.Integer(
+        load_default=4 * 1_048_576, validate=validate.Range(min=65_536, max=1024 * 1_048_576)
+    )
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -159,6 +162,7 @@ class Settings:
     socket_flood_disconnect_after: int
     presence_timeout_seconds: int
     socket_revalidate_seconds: int
+    socket_max_buffer_bytes: int
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""

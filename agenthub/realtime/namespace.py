@@ -48,7 +48,9 @@ class Hub(Protocol):
 
     accepting: bool
 
-    def admit(self, sid: str, principal: Principal, expires_at: datetime) -> SocketState: ...
+    def admit(
+        self, sid: str, principal: Principal, expires_at: datetime, environ: dict[str, Any]
+    ) -> SocketState: ...
     def state(self, sid: str) -> SocketState | None: ...
     def refreshed(self, state: SocketState) -> None: ...
     async def forget(self, sid: str) -> None: ...
@@ -139,7 +141,7 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except Exception:
             log.exception("socket handshake failed")
             raise Refused(AppError("internal error")) from None
-        state = self.hub.admit(sid, principal, claims.expires_at)
+        state = self.hub.admit(sid, principal, claims.expires_at, environ)
         try:
             rooms, came_online = await self._enter_member_rooms(sid, principal.agent_id)
         except Exception as exc:

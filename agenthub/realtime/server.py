@@ -119,10 +119,19 @@ class RealtimeServer:
         if self.metrics is not None:
             self.metrics.observe_ws(event, seconds)
 
+    def _slow_consumer(self) -> None:
+        if self.metrics is not None:
+            self.metrics.slow_consumer_disconnected()
+
     # --- wiring ---------------------------------------------------------------------------
 
     def url_spec(self) -> tuple[str, type[tornado.web.RequestHandler]]:
-        return (SOCKETIO_PATH, handler_class(self.sio))
+        handler = handler_class(
+            self.sio,
+            max_buffer_bytes=self.services.settings.socket_max_buffer_bytes,
+            on_slow_consumer=self._slow_consumer,
+        )
+        return (SOCKETIO_PATH, handler)
 
     def start(self) -> None:
         self.revalidator.start()

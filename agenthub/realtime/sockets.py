@@ -20,6 +20,7 @@ from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.presence import Presence
 from agenthub.realtime.rate_limit import FloodGuard
+from agenthub.realtime.transport import name_connection
 
 log = logging.getLogger("agenthub.realtime")
 
@@ -39,7 +40,10 @@ class LiveSockets:
 
     # --- lifecycle of one socket -------------------------------------------------------------
 
-    def admit(self, sid: str, principal: Principal, expires_at: datetime) -> SocketState:
+    def admit(
+        self, sid: str, principal: Principal, expires_at: datetime, environ: dict[str, Any]
+    ) -> SocketState:
+        name_connection(environ, f"socket {sid} of agent {principal.name}")
         state = SocketState(
             sid=sid, principal=principal, expires_at=expires_at, guard=self._guard()
         )

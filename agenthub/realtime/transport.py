@@ -1,13 +1,27 @@
 """The Tornado handler engine.io runs on: python-engineio's, with what this server adds at
-the transport (websocket) level."""
+the transport level: junk refused before engine.io parses it, and a bound on what may wait
+to be sent to a websocket.
+
+engine.io's writer hands every packet to Tornado without waiting for the write, and Tornado
+buffers whatever the peer does not take, without limit: a client that answers pings but never
+reads would hold an ever-growing buffer. So each connection counts the bytes handed to Tornado
+and not yet written to the kernel (each write's future says when), and a connection that has
+more than ``max_buffer_bytes`` waiting behind the frame being written is closed at once, its
+buffer dropped. Not counting that frame lets one frame of any size (a large ``room:sync``
+page) through to a client that reads.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import socketio
 import tornado.web
+from tornado.websocket import WebSocketClosedError
 
 log = logging.getLogger("agenthub.realtime")
 
@@ -45,17 +59,69 @@ def payload_problem(body: bytes) -> str | None:
     return None
 
 
-def handler_class(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:
+def name_connection(environ: dict[str, Any], name: str) -> None:
+    """Tell a connection's handler whose it is, for its log lines."""
+    handler = environ.get("tornado.handler")
+    if handler is not None and hasattr(handler, "connection_name"):
+        handler.connection_name = name
+
+
+def handler_class(
+    sio: socketio.AsyncServer,
+    *,
+    max_buffer_bytes: int,
+    on_slow_consumer: Callable[[], None],
+) -> type[tornado.web.RequestHandler]:
     base: type[tornado.web.RequestHandler] = socketio.get_tornado_handler(sio)
 
     class SocketIOHandler(base):  # type: ignore[valid-type,misc]
         route = SOCKETIO_PATH
+        connection_name = "a socket not yet connected"
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
+            self.connection_name = f"a socket from {self.request.remote_ip}"
+            self._unsent = 0  # bytes handed to Tornado, not yet written to the kernel
+            self._frames: deque[int] = deque()  # their sizes, oldest first
+            self._cut_off = False
             # Tornado leaves Nagle on for websockets: an ack written right after a
             # broadcast would then wait for the client's delayed TCP ACK (~40 ms).
             self.set_nodelay(True)
             await super().open(*args, **kwargs)
+
+        def write_message(
+            self, message: bytes | str | dict[str, Any], binary: bool = False
+        ) -> asyncio.Future[None]:
+            size = len(message)  # engine.io sends str (ASCII JSON) or bytes: one byte each
+            behind = self._unsent - (self._frames[0] if self._frames else 0)
+            if behind + size > max_buffer_bytes:
+                self._cut_off_slow_consumer(behind + size)
+                raise WebSocketClosedError()
+            written: asyncio.Future[None] = super().write_message(message, binary)
+            self._unsent += size
+            self._frames.append(size)
+            written.add_done_callback(self._written)
+            return written
+
+        def _written(self, written: asyncio.Future[None]) -> None:
+            if not written.cancelled():
+                written.exception()  # a closed connection: nobody else will look
+            self._unsent -= self._frames.popleft()
+
+        def _cut_off_slow_consumer(self, waiting: int) -> None:
+            if self._cut_off:
+                return
+            self._cut_off = True
+            log.warning(
+                "%s is not reading: %d bytes would wait to be sent (SOCKET_MAX_BUFFER_BYTES"
+                " is %d); closing its connection, it will catch up with room:sync",
+                self.connection_name,
+                waiting,
+                max_buffer_bytes,
+            )
+            on_slow_consumer()
+            if self.ws_connection is not None:
+                # Not a close frame: it would queue behind what the client does not read.
+                self.ws_connection.stream.close()
 
         def get_compression_options(self) -> dict[str, Any] | None:
             # python-engineio turns permessage-deflate on for clients that offer it

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from socketio import packet
 
+from agenthub.config import ConfigError, load_settings
 from agenthub.models import Principal
 from agenthub.realtime.connections import SocketState
 from agenthub.realtime.namespace import AgentsNamespace, token_from_handshake
@@ -214,3 +215,11 @@ def _principal() -> Principal:
 
 def _in_an_hour() -> datetime:
     return datetime.now(UTC) + timedelta(hours=1)
+
+
+def test_the_socket_buffer_cap_defaults_to_4_mib_and_refuses_tiny_values():
+    secret = {"JWT_SECRET": "s" * 40}
+    assert load_settings(secret).socket_max_buffer_bytes == 4 * 1_048_576
+    assert load_settings({**secret, "SOCKET_MAX_BUFFER_BYTES": "65536"}).socket_max_buffer_bytes
+    with pytest.raises(ConfigError, match="SOCKET_MAX_BUFFER_BYTES"):
+        load_settings({**secret, "SOCKET_MAX_BUFFER_BYTES": "1000"})
