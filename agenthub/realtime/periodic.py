@@ -13,7 +13,7 @@ log = logging.getLogger("agenthub.realtime")
 
 class Periodic:
     """Subclasses say what one pass does (``_pass``). A failed pass is logged and the timer
-    goes on: one bad pass must not silently stop presence pruning or revocation checks."""
+    goes on: one bad pass must not silently stop the revocation checks."""
 
     def __init__(self, interval: float, name: str) -> None:
         self._interval = interval

@@ -3,11 +3,10 @@ Tornado app on the REST port, drained on shutdown."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
+import engineio.packet
 import socketio
 import tornado.web
 
@@ -27,9 +26,10 @@ from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.revalidation import SessionRevalidator
 from agenthub.realtime.sockets import LiveSockets
-from agenthub.realtime.transport import SOCKETIO_PATH, handler_class
+from agenthub.realtime.transport import SOCKETIO_PATH, Websockets, handler_class
 from agenthub.services.registry import Services
 from agenthub.services.sessions import SessionStanding
+from agenthub.shutdown import within
 
 log = logging.getLogger("agenthub.realtime")
 
@@ -101,6 +101,13 @@ class RealtimeServer:
             self.end_session,
             interval=float(settings.socket_revalidate_seconds),
         )
+        self._websockets = Websockets()
+        self._handler = handler_class(
+            self.sio,
+            self._websockets,
+            max_buffer_bytes=settings.socket_max_buffer_bytes,
+            on_slow_consumer=self._slow_consumer,
+        )
         services.bus.subscribe(self.on_event)
         services.rooms.set_online_check(self.presence.is_online)
         if metrics is not None:
@@ -126,32 +133,34 @@ class RealtimeServer:
     # --- wiring ---------------------------------------------------------------------------
 
     def url_spec(self) -> tuple[str, type[tornado.web.RequestHandler]]:
-        handler = handler_class(
-            self.sio,
-            max_buffer_bytes=self.services.settings.socket_max_buffer_bytes,
-            on_slow_consumer=self._slow_consumer,
-        )
-        return (SOCKETIO_PATH, handler)
+        return (SOCKETIO_PATH, self._handler)
 
     def start(self) -> None:
         self.revalidator.start()
 
-    async def shutdown(self, grace_seconds: float = 10.0) -> None:
-        """Close every socket at the transport level, so clients reconnect to the next
-        process instead of treating it as a deliberate server disconnect."""
+    async def drain(self, deadline: float) -> None:
+        """First half of a shutdown: take no new work (events are answered `unavailable`,
+        handshakes refused) and wait, until ``deadline`` (loop time), for the events in
+        progress to be answered."""
+        self.sockets.accepting = False
         await self.revalidator.stop()
         for state in self.connections.all():
-            state.closing = True
             if state.expiry is not None:
                 state.expiry.cancel()
-        if self.sio.eio.sockets:
-            log.info("closing %d socket(s)", len(self.sio.eio.sockets))
-            try:
-                await asyncio.wait_for(self.sio.eio.disconnect(), timeout=grace_seconds)
-            except TimeoutError:
-                log.warning("sockets still open after %.0fs; closing anyway", grace_seconds)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.sio.shutdown(), timeout=grace_seconds)
+        await within(self.sockets.idle(), deadline, "socket events in progress")
+
+    async def close(self, deadline: float) -> None:
+        """Second half: close every socket at the transport level, after what is queued for
+        it (acks, broadcasts) has been written, so clients treat it as a lost transport and
+        reconnect by themselves, to the next process. Polling sessions end when the HTTP
+        server closes their connections."""
+        self._websockets.closing = True
+        count = len(self._websockets)
+        log.info("closing %d socket(s)", count)
+        for eio_sid in list(self.sio.eio.sockets):
+            await self.sio.eio.send_packet(eio_sid, engineio.packet.Packet(engineio.packet.NOOP))
+        await within(self._websockets.all_closed(), deadline, "sockets closing")
+        self._websockets.close_all()
         self.sockets.cancel_tasks()
 
     # --- sockets ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import socketio
 import tornado.web
+import tornado.websocket
 from tornado.websocket import WebSocketClosedError
 
 log = logging.getLogger("agenthub.realtime")
@@ -30,6 +31,8 @@ SOCKETIO_PATH = "/socket.io/"
 # engine.io packet types, as the first character of a text packet.
 _ENGINEIO_TYPES = frozenset("0123456")
 _MESSAGE = "4"
+_NOOP = "6"
+_RESTARTING = 1012  # websocket close code "Service Restart"
 
 
 def packet_problem(text: str) -> str | None:
@@ -59,6 +62,38 @@ def payload_problem(body: bytes) -> str | None:
     return None
 
 
+class Websockets:
+    """The open websocket connections of one server, for shutdown: once ``closing``, each
+    closes itself right after writing an engine.io NOOP, which the server sends through
+    every session's queue, so whatever was queued before it (acks) goes out first."""
+
+    def __init__(self) -> None:
+        self.closing = False
+        self._open: set[tornado.websocket.WebSocketHandler] = set()
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def opened(self, handler: tornado.websocket.WebSocketHandler) -> None:
+        self._open.add(handler)
+        self._none_open.clear()
+
+    def closed(self, handler: tornado.websocket.WebSocketHandler) -> None:
+        self._open.discard(handler)
+        if not self._open:
+            self._none_open.set()
+
+    async def all_closed(self) -> None:
+        await self._none_open.wait()
+
+    def close_all(self) -> None:
+        """Close the connections still open without waiting for anything."""
+        for handler in list(self._open):
+            handler.close(_RESTARTING, "the server is restarting")
+
+
 def name_connection(environ: dict[str, Any], name: str) -> None:
     """Tell a connection's handler whose it is, for its log lines."""
     handler = environ.get("tornado.handler")
@@ -68,6 +103,7 @@ def name_connection(environ: dict[str, Any], name: str) -> None:
 
 def handler_class(
     sio: socketio.AsyncServer,
+    websockets: Websockets,
     *,
     max_buffer_bytes: int,
     on_slow_consumer: Callable[[], None],
@@ -86,7 +122,12 @@ def handler_class(
             # Tornado leaves Nagle on for websockets: an ack written right after a
             # broadcast would then wait for the client's delayed TCP ACK (~40 ms).
             self.set_nodelay(True)
+            websockets.opened(self)
             await super().open(*args, **kwargs)
+
+        def on_close(self) -> None:
+            websockets.closed(self)
+            super().on_close()
 
         def write_message(
             self, message: bytes | str | dict[str, Any], binary: bool = False
@@ -100,6 +141,11 @@ def handler_class(
             self._unsent += size
             self._frames.append(size)
             written.add_done_callback(self._written)
+            if websockets.closing and message == _NOOP:
+                # Shutdown's barrier: everything queued before it is written. A close
+                # frame, not an engine.io CLOSE packet, so clients treat it as a lost
+                # transport and reconnect by themselves (to the next process).
+                self.close(_RESTARTING, "the server is restarting")
             return written
 
         def _written(self, written: asyncio.Future[None]) -> None:
