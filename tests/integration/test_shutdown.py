@@ -27,7 +27,7 @@ import socketio
 from tests.conftest import Server, login, start_server, stop_server
 from tests.integration.test_realtime_node import NODE, NODE_DIR
 from tests.integration.test_realtime_node import pytestmark as node_mark
-from tests.realtime_support import Socket, blocking, ok, run
+from tests.realtime_support import Socket, blocking, error_code, ok, run
 
 RECONNECT_WITHIN = 60.0  # generous: the client backs off while no server listens
 
@@ -249,10 +249,11 @@ def test_sends_in_flight_at_sigterm_are_answered_or_safely_retried(database, tmp
         assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
 
 
-def test_a_rest_request_in_flight_at_sigterm_gets_its_response(database, tmp_path, admin):
-    """A post held up (here by a row lock on its room) when SIGTERM arrives is finished and
-    answered; a new request on a kept-alive connection meanwhile gets 503 `unavailable`
-    with `Connection: close`; then the server exits."""
+def test_work_in_flight_at_sigterm_is_answered_and_new_work_refused(database, tmp_path, admin):
+    """A REST post held up (here by a row lock on its room) when SIGTERM arrives keeps the
+    server draining; meanwhile a new request on a kept-alive connection gets 503
+    `unavailable` with `Connection: close` and a socket event gets an `unavailable` ack. The
+    post is then finished and answered, the socket's transport closed, and the server exits."""
     srv = start_server(database.env, tmp_path / "server.log")
     lock = database.connect()
     try:
@@ -260,34 +261,49 @@ def test_a_rest_request_in_flight_at_sigterm_gets_its_response(database, tmp_pat
         api = srv.api(jwt)
         room = api.post("/api/v1/rooms", {"slug": f"term-{uuid.uuid4().hex[:8]}"})
         assert room.status == 201
+        room_id = room.body["id"]
         kept = http.client.HTTPConnection("127.0.0.1", port_of(srv), timeout=30)
         kept.request("GET", "/healthz")
         healthy = kept.getresponse()
         assert healthy.status == 200 and healthy.read()
-
-        with lock.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("SELECT 1 FROM rooms WHERE id = %s FOR UPDATE", (room.body["id"],))
         answers: list[Any] = []
-        poster = threading.Thread(
-            target=lambda: answers.append(
-                api.post(f"/api/v1/rooms/{room.body['id']}/messages", {"body": "in flight"})
-            )
-        )
-        poster.start()
-        wait_until(lambda: waiting_on_a_lock(lock), "the post to wait for the row lock")
-        srv.process.send_signal(signal.SIGTERM)
-        wait_until(lambda: "shutting down" in srv.log_text(), "the server to start draining")
 
-        kept.request("GET", "/api/v1/rooms", headers={"Authorization": f"Bearer {jwt}"})
-        refused = kept.getresponse()
-        assert refused.status == 503
-        assert refused.getheader("Connection") == "close"
-        assert json.loads(refused.read())["error"]["code"] == "unavailable"
+        def post() -> None:
+            answers.append(api.post(f"/api/v1/rooms/{room_id}/messages", {"body": "in flight"}))
 
-        with lock.cursor() as cur:
-            cur.execute("COMMIT")
-        poster.join(timeout=30)
+        def refused_on_the_kept_connection() -> None:
+            kept.request("GET", "/api/v1/rooms", headers={"Authorization": f"Bearer {jwt}"})
+            refused = kept.getresponse()
+            assert refused.status == 503
+            assert refused.getheader("Connection") == "close"
+            assert json.loads(refused.read())["error"]["code"] == "unavailable"
+
+        async def scenario() -> None:
+            sock = Socket(srv.base_url)
+            poster = threading.Thread(target=post)
+            try:
+                await sock.connect(jwt)
+                with lock.cursor() as cur:
+                    cur.execute("BEGIN")
+                    cur.execute("SELECT 1 FROM rooms WHERE id = %s FOR UPDATE", (room_id,))
+                poster.start()
+                await blocking(wait_until, lambda: waiting_on_a_lock(lock), "the post to wait")
+                srv.process.send_signal(signal.SIGTERM)
+                await blocking(wait_until, lambda: "shutting down" in srv.log_text(), "draining")
+
+                await blocking(refused_on_the_kept_connection)
+                ack = await sock.call("room:sync", {"roomId": room_id, "afterSeq": 0})
+                assert error_code(ack) == "unavailable"
+                assert not sock.disconnects  # still draining: nothing is closed yet
+
+                with lock.cursor() as cur:
+                    cur.execute("COMMIT")
+                await blocking(poster.join, 30)
+                assert await sock.wait_disconnected() == "transport error"
+            finally:
+                await sock.close()
+
+        run(scenario())
         assert answers and answers[0].status == 201, answers
         assert answers[0].body["body"] == "in flight"
         assert srv.process.wait(timeout=30) == 0, srv.log_text()[-3000:]
