@@ -13,6 +13,7 @@ import tornado.web
 
 from agenthub import systemd
 from agenthub.api.base import NotFoundHandler
+from agenthub.api.heads import HEAD_HARD_LIMIT, Application
 from agenthub.api.routes import url_specs
 from agenthub.api.security import HttpGuards, SecurityHeaders
 from agenthub.config import Settings
@@ -22,6 +23,7 @@ from agenthub.realtime.transport import SOCKETIO_PATH
 from agenthub.services.registry import Services, build_services
 from agenthub.shutdown import DRAIN_SECONDS, RequestDrain, within
 from agenthub.store.db import Database, QueryObserver
+from agenthub.store.notify import AUTH_CHANNEL, NotificationListener
 
 log = logging.getLogger("agenthub")
 access_log = logging.getLogger("agenthub.access")
@@ -95,7 +97,7 @@ def make_app(
     routes: list[Any] = list(url_specs(services, guards))
     if realtime is not None:
         routes.append(realtime.url_spec())
-    app = tornado.web.Application(routes, **settings)
+    app = Application(routes, **settings)
     app.add_transform(SecurityHeaders)
     return app
 
@@ -105,6 +107,22 @@ def make_realtime(services: Services, metrics: Metrics | None = None) -> Realtim
     if not services.settings.feature_messaging_enabled:
         return None
     return RealtimeServer(services, metrics)
+
+
+def make_auth_listener(services: Services, metrics: Metrics) -> NotificationListener:
+    """The dedicated connection that hears revocations made by any process (ADR 0005)."""
+
+    async def on_state(up: bool) -> None:
+        metrics.set_auth_listener_up(up)
+        await services.sessions.on_listener(up)
+
+    return NotificationListener(
+        services.settings.dsn(),
+        AUTH_CHANNEL,
+        services.sessions.on_notification,
+        on_state,
+        connect_timeout=services.settings.db_connect_timeout,
+    )
 
 
 async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
@@ -149,7 +167,10 @@ async def serve(settings: Settings) -> int:
     app = make_app(services, realtime, metrics)
     requests = RequestDrain(app, exempt=(SOCKETIO_PATH,) if realtime is not None else ())
     server = tornado.httpserver.HTTPServer(
-        requests, max_body_size=settings.max_request_bytes * 4, idle_connection_timeout=120
+        requests,
+        max_body_size=settings.max_request_bytes * 4,
+        max_header_size=HEAD_HARD_LIMIT,
+        idle_connection_timeout=120,
     )
     server.listen(settings.port, address=settings.host)
     log.info("listening on http://%s:%d", settings.host, settings.port)
@@ -159,8 +180,9 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    auth_listener = make_auth_listener(services, metrics)
+    auth_listener.start()
     if realtime is not None:
-        realtime.start()
         log.info("socket.io namespace /agents mounted at /socket.io/")
     if await wait_for_database(services, stop):
         systemd.notify("READY=1")
@@ -170,6 +192,7 @@ async def serve(settings: Settings) -> int:
     systemd.notify("STOPPING=1")
     log.info("shutting down: draining connections")
     await shut_down(server, requests, realtime, services)
+    await auth_listener.stop()
     await services.close()
     log.info("stopped")
     return 0

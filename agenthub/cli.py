@@ -14,9 +14,10 @@ from typing import Any
 
 from agenthub import __version__
 from agenthub import logging as agenthub_logging
+from agenthub.actors import OPERATOR
 from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings
+from agenthub.domain import ROLES
 from agenthub.errors import AppError, Unavailable
-from agenthub.models import Principal
 from agenthub.services.registry import Services
 
 EX_DATAERR = 65
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     create = agent.add_parser("create", help="create an agent")
     create.add_argument("--name", required=True)
     create.add_argument("--display-name")
-    create.add_argument("--role", choices=["admin", "agent"], default="agent")
+    create.add_argument("--role", choices=ROLES, default="agent")
     agent.add_parser("list", help="list agents")
     for verb in ("disable", "enable"):
         action = agent.add_parser(verb, help=f"{verb} an agent")
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="read the audit trail, newest first")
     audit.add_argument("--type", dest="event_type")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=int, default=None)
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
 
@@ -164,14 +165,14 @@ async def _with_services(settings: Settings, body: Callable[[Services], Awaitabl
 
 async def _agent_create(services: Services, args: argparse.Namespace) -> int:
     agent = await services.agents.create_agent(
-        None, name=args.name, display_name=args.display_name, role=args.role
+        OPERATOR, name=args.name, display_name=args.display_name, role=args.role
     )
     print(json.dumps(agent.to_dict()))
     return 0
 
 
 async def _agent_list(services: Services, args: argparse.Namespace) -> int:
-    for agent in await services.agents.list_agents(None):
+    for agent in await services.agents.list_agents(OPERATOR):
         state = "disabled" if agent.disabled else "active"
         print(f"{agent.id}\t{agent.name}\t{agent.role}\t{state}")
     return 0
@@ -179,28 +180,27 @@ async def _agent_list(services: Services, args: argparse.Namespace) -> int:
 
 async def _agent_set_disabled(services: Services, args: argparse.Namespace) -> int:
     agent = await services.agents.get_agent_by_name(args.name)
-    await services.agents.set_disabled(None, agent.id, args.agent_command == "disable")
+    await services.agents.set_disabled(OPERATOR, agent.id, args.agent_command == "disable")
     print(f"{args.agent_command}d {agent.name}")
     return 0
 
 
 async def _token_issue(services: Services, args: argparse.Namespace) -> int:
     agent = await services.agents.get_agent_by_name(args.agent)
-    issued = await services.tokens.issue_token(None, agent.id, args.expires)
+    issued = await services.tokens.issue_token(OPERATOR, agent.id, args.expires)
     print(issued.token)
     return 0
 
 
 async def _token_revoke(services: Services, args: argparse.Namespace) -> int:
-    info = await services.tokens.revoke_token(None, args.prefix)
+    info = await services.tokens.revoke_token(OPERATOR, args.prefix)
     print(f"revoked {info.prefix}")
     return 0
 
 
 async def _audit(services: Services, args: argparse.Namespace) -> int:
-    limit = max(1, min(args.limit, services.settings.page_size_max))
     events, _ = await services.audit.list_events(
-        None, event_type=args.event_type, limit=limit, cursor=None
+        OPERATOR, event_type=args.event_type, limit=args.limit, cursor=None
     )
     for event in events:
         if args.json:
@@ -234,22 +234,20 @@ async def _seed(services: Services, args: argparse.Namespace) -> int:
             agent = await services.agents.get_agent_by_name(name)
         except NotFound:
             agent = await services.agents.create_agent(
-                None, name=name, display_name=display, role=role
+                OPERATOR, name=name, display_name=display, role=role
             )
-            issued = await services.tokens.issue_token(None, agent.id, None)
+            issued = await services.tokens.issue_token(OPERATOR, agent.id, None)
             created_tokens.append((name, issued.token))
         ids[name] = agent
-    admin = ids["admin"]
-    principal = Principal(agent_id=admin.id, name=admin.name, role=admin.role, token_prefix="")
     for slug, title, visibility, members in SEED_ROOMS:
         try:
             room = await services.rooms.get_room_by_slug(slug)
         except NotFound:
             room = await services.rooms.create_room(
-                principal, slug=slug, name=title, visibility=visibility
+                OPERATOR, slug=slug, name=title, visibility=visibility
             )
         for member in members:
-            await services.rooms.add_member(None, room.id, ids[member].id)
+            await services.rooms.add_member(OPERATOR, room.id, ids[member].id)
     for name, token in created_tokens:
         print(f"{name}\t{token}")
     if not created_tokens:

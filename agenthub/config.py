@@ -7,6 +7,7 @@ status 78 (EX_CONFIG), so systemd's RestartPreventExitStatus=78 stops a restart 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -17,6 +18,17 @@ from marshmallow import fields as mf
 EX_CONFIG = 78
 
 SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password", "metrics_token"})
+
+# Variables that used to mean something: accepted whatever their value, ignored, and warned
+# about at start (a config file written for an older version must not stop the service).
+DEPRECATED_SETTINGS = {
+    "SOCKET_REVALIDATE_SECONDS": (
+        "live sockets learn of revocations through PostgreSQL notifications now"
+        " (docs/CONFIG.md); remove it"
+    ),
+}
+
+log = logging.getLogger("agenthub.config")
 
 
 class ConfigError(Exception):
@@ -119,7 +131,6 @@ class SettingsSchema(Schema):
         load_default=60, validate=validate.Range(min=1, max=1_000_000)
     )
     PRESENCE_TIMEOUT_SECONDS = mf.Integer(load_default=30, validate=validate.Range(min=3, max=3600))
-    SOCKET_REVALIDATE_SECONDS = mf.Integer(load_default=5, validate=validate.Range(min=1, max=300))
     SOCKET_MAX_BUFFER_BYTES = mf.Integer(
         load_default=4 * 1_048_576, validate=validate.Range(min=65_536, max=1024 * 1_048_576)
     )
@@ -161,7 +172,6 @@ class Settings:
     socket_burst: int
     socket_flood_disconnect_after: int
     presence_timeout_seconds: int
-    socket_revalidate_seconds: int
     socket_max_buffer_bytes: int
 
     def dsn(self) -> str:
@@ -227,6 +237,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         if name == "JWT_SECRET" and "Missing data" in text:
             text = "is required (try: openssl rand -hex 32)"
         raise ConfigError(f"invalid configuration: {name}: {text}") from None
+    for name, why in DEPRECATED_SETTINGS.items():
+        if name in environ:
+            log.warning("%s is deprecated and ignored: %s", name, why)
     if loaded["PAGE_SIZE_DEFAULT"] > loaded["PAGE_SIZE_MAX"]:
         raise ConfigError("invalid configuration: PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX")
     return Settings(**{key.lower(): value for key, value in loaded.items()})

@@ -47,7 +47,13 @@ class AgentDisabled:
     agent_id: uuid.UUID
 
 
-Event = MessagePosted | MemberAdded | MemberRemoved | TokenRevoked | AgentDisabled
+@dataclass(frozen=True)
+class SessionsStale:
+    """Revocations may have been missed (the notification listener was down, or someone
+    announced a change made by hand): every live session must be re-checked in the database."""
+
+
+Event = MessagePosted | MemberAdded | MemberRemoved | TokenRevoked | AgentDisabled | SessionsStale
 Listener = Callable[[Event], Awaitable[None]]
 
 

@@ -60,12 +60,12 @@ class MessagesHandler(BaseHandler):
     route = "/api/v1/rooms/{id}/messages"
 
     async def get(self, room_id: str) -> None:
-        room = self.path_uuid(room_id)
-        limit = self.query_limit()
-        after = self.query_int("after", None, 0, 2**62)
-        cursor = self.query_str("cursor")
         page = await self.services.messages.list_messages(
-            self.current(), room, limit=limit, cursor=cursor, after_seq=after
+            self.current(),
+            self.path_uuid(room_id),
+            limit=self.query_int("limit"),
+            cursor=self.query_str("cursor"),
+            after_seq=self.query_int("after"),
         )
         self.reply(
             200,

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agenthub.models import Principal
+from agenthub.actors import Principal
 from agenthub.realtime.rate_limit import FloodGuard
 
 

@@ -20,6 +20,7 @@ import socketio
 from marshmallow import RAISE, Schema, fields
 
 from agenthub import schemas
+from agenthub.actors import Principal
 from agenthub.errors import (
     AppError,
     Forbidden,
@@ -28,15 +29,13 @@ from agenthub.errors import (
     Unavailable,
     ValidationFailed,
 )
-from agenthub.models import Principal, iso
+from agenthub.models import iso
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import SocketState
 from agenthub.realtime.packets import Malformed
 from agenthub.services.registry import Services
 
 log = logging.getLogger("agenthub.realtime")
-
-MAX_AFTER_SEQ = 2**62  # the same bound REST puts on ?after=
 
 Ack = dict[str, Any]
 EventHandler = Callable[[SocketState, Any], Awaitable[dict[str, Any]]]
@@ -306,18 +305,12 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _sync_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(schemas.SyncRoomEvent, payload)
-        settings = self.services.settings
-        limit = data["limit"] if data["limit"] is not None else settings.page_size_default
-        if limit > settings.page_size_max:
-            raise ValidationFailed(
-                "invalid limit", {"limit": f"must be between 1 and {settings.page_size_max}"}
-            )
-        if data["afterSeq"] > MAX_AFTER_SEQ:
-            raise ValidationFailed(
-                "invalid afterSeq", {"afterSeq": f"must be between 0 and {MAX_AFTER_SEQ}"}
-            )
         page = await self.services.messages.list_messages(
-            state.principal, data["roomId"], limit=limit, after_seq=data["afterSeq"]
+            state.principal,
+            data["roomId"],
+            limit=data["limit"],
+            after_seq=data["afterSeq"],
+            after_field="afterSeq",
         )
         return {
             "roomId": str(data["roomId"]),

@@ -16,12 +16,13 @@ from agenthub.events import (
     MemberAdded,
     MemberRemoved,
     MessagePosted,
+    SessionsStale,
     TokenRevoked,
 )
 from agenthub.metrics import Metrics
+from agenthub.origins import cors_setting
 from agenthub.realtime.connections import SocketState
 from agenthub.realtime.namespace import AgentsNamespace
-from agenthub.realtime.origins import cors_setting
 from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.revalidation import SessionRevalidator
@@ -52,7 +53,7 @@ def _library_log(name: str) -> _LibraryLog:
     return _LibraryLog(logger, {})
 
 
-# What a socket is told when the periodic re-check finds its session no longer valid; the
+# What a socket is told when a re-check finds its session no longer valid; the
 # first two are the words the in-process (REST) revocation path uses.
 _ENDED_BECAUSE = {
     "revoked": "the API token was revoked",
@@ -96,10 +97,7 @@ class RealtimeServer:
         self.presence = self.sockets.presence
         self.sio.register_namespace(AgentsNamespace(services, self.sockets, self._observe_event))
         self.revalidator = SessionRevalidator(
-            self.connections,
-            services.sessions.standing,
-            self.end_session,
-            interval=float(settings.socket_revalidate_seconds),
+            self.connections, services.sessions.standing, self.end_session
         )
         self._websockets = Websockets()
         self._handler = handler_class(
@@ -135,9 +133,6 @@ class RealtimeServer:
     def url_spec(self) -> tuple[str, type[tornado.web.RequestHandler]]:
         return (SOCKETIO_PATH, self._handler)
 
-    def start(self) -> None:
-        self.revalidator.start()
-
     async def drain(self, deadline: float) -> None:
         """First half of a shutdown: take no new work (events are answered `unavailable`,
         handshakes refused) and wait, until ``deadline`` (loop time), for the events in
@@ -169,7 +164,7 @@ class RealtimeServer:
         await self.sockets.kick(sid, event, payload)
 
     async def end_session(self, state: SocketState, standing: SessionStanding) -> None:
-        """The periodic re-check found this socket's session no longer valid: end it the way
+        """A re-check found this socket's session no longer valid: end it the way
         an in-process revocation does (``session:revoked``, then disconnect)."""
         reason = standing.problem or "unknown"
         message = _ENDED_BECAUSE.get(reason, _ENDED_BECAUSE["unknown"])
@@ -193,6 +188,8 @@ class RealtimeServer:
         elif isinstance(event, AgentDisabled):
             for state in self.connections.of_agent(event.agent_id):
                 await self._revoked(state.sid, "the agent was disabled")
+        elif isinstance(event, SessionsStale):
+            self.revalidator.request()
 
     async def _revoked(self, sid: str, why: str) -> None:
         await self.kick(sid, "session:revoked", {"code": "unauthorized", "message": why})

@@ -15,7 +15,7 @@ from typing import Any
 
 import socketio
 
-from agenthub.models import Principal
+from agenthub.actors import Principal
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.presence import Presence

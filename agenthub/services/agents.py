@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 
+from agenthub.actors import Actor
+from agenthub.domain import ROLES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agenthub.events import AgentDisabled, EventBus
-from agenthub.models import Agent, Principal
+from agenthub.models import Agent
+from agenthub.services import auth_changes
 from agenthub.services.audit import record
 from agenthub.services.names import check_display_name, check_slug
 from agenthub.store import agents as agent_store
 from agenthub.store.db import Database, UniqueViolation
-
-ROLES = ("admin", "agent")
 
 
 class AgentService:
@@ -22,36 +23,35 @@ class AgentService:
 
     async def create_agent(
         self,
-        principal: Principal | None,
+        actor: Actor,
         *,
         name: str,
         display_name: str | None = None,
         role: str = "agent",
     ) -> Agent:
-        """``principal`` None is the host operator (CLI), who may always create."""
-        if principal is not None and not principal.is_admin:
+        if not actor.is_admin:
             raise Forbidden("only admins may create agents")
         check_slug("name", name)
         display = check_display_name("displayName", display_name or name)
         if role not in ROLES:
-            raise ValidationFailed("invalid role", {"role": "one of admin, agent"})
+            raise ValidationFailed("invalid role", {"role": one_of(ROLES)})
         try:
             async with self._db.transaction() as s:
                 row = await agent_store.insert(s, name=name, display_name=display, role=role)
                 await record(
                     s,
                     "agent-created",
-                    None if principal is None else principal.agent_id,
+                    actor.audit_agent_id,
                     createdAgentId=str(row["id"]),
                     name=name,
                     role=role,
-                    via="api" if principal is not None else "cli",
+                    via=actor.via,
                 )
         except UniqueViolation:
             raise Conflict("an agent with this name already exists", {"name": name}) from None
         return Agent.from_row(row)
 
-    async def get_agent(self, principal: Principal | None, agent_id: uuid.UUID) -> Agent:
+    async def get_agent(self, actor: Actor, agent_id: uuid.UUID) -> Agent:
         async with self._db.session() as s:
             row = await agent_store.by_id(s, agent_id)
         if row is None:
@@ -65,20 +65,21 @@ class AgentService:
             raise NotFound(f"agent {name!r} not found")
         return Agent.from_row(row)
 
-    async def list_agents(self, principal: Principal | None) -> list[Agent]:
+    async def list_agents(self, actor: Actor) -> list[Agent]:
         async with self._db.session() as s:
             rows = await agent_store.list_all(s)
         return [Agent.from_row(r) for r in rows]
 
-    async def set_disabled(
-        self, principal: Principal | None, agent_id: uuid.UUID, disabled: bool
-    ) -> Agent:
-        if principal is not None and not principal.is_admin:
+    async def set_disabled(self, actor: Actor, agent_id: uuid.UUID, disabled: bool) -> Agent:
+        if not actor.is_admin:
             raise Forbidden("only admins may disable agents")
-        if principal is not None and principal.agent_id == agent_id and disabled:
+        if actor.is_agent(agent_id) and disabled:
             raise ValidationFailed("an admin cannot disable itself", {"disabled": "self"})
         async with self._db.transaction() as s:
             row = await agent_store.set_disabled(s, agent_id, disabled)
+            if row is not None:
+                # Every server process hears it when this commits (its sockets, its cache).
+                await auth_changes.announce(s, auth_changes.AgentChanged(agent_id, disabled))
         if row is None:
             raise NotFound("agent not found")
         if disabled:

@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 
 from agenthub import cursors
+from agenthub.actors import Actor
+from agenthub.domain import PageBounds, one_of
 from agenthub.errors import Forbidden, ValidationFailed
-from agenthub.models import AuditEvent, Principal
+from agenthub.models import AuditEvent
 from agenthub.store import audit as audit_store
 from agenthub.store.db import Database, Session
 
@@ -30,24 +32,24 @@ async def record(s: Session, event_type: str, agent_id: uuid.UUID | None, **payl
 
 
 class AuditService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, pages: PageBounds) -> None:
         self._db = db
+        self._pages = pages
 
     async def list_events(
         self,
-        principal: Principal | None,
+        actor: Actor,
         *,
         event_type: str | None,
-        limit: int,
+        limit: int | None,
         cursor: str | None,
     ) -> tuple[list[AuditEvent], str | None]:
-        """Newest first. ``principal`` None means the host's operator (CLI)."""
-        if principal is not None and not principal.is_admin:
+        """Newest first; ``limit`` None means the default page size."""
+        if not actor.is_admin:
             raise Forbidden("only admins may read the audit trail")
+        limit = self._pages.limit(limit)
         if event_type is not None and event_type not in EVENT_TYPES:
-            raise ValidationFailed(
-                "unknown audit event type", {"type": f"one of {', '.join(EVENT_TYPES)}"}
-            )
+            raise ValidationFailed("unknown audit event type", {"type": one_of(EVENT_TYPES)})
         scope = event_type or "*"
         before = cursors.decode(cursor, "audit", scope) if cursor else None
         async with self._db.session() as s:

@@ -6,15 +6,15 @@ import uuid
 from dataclasses import dataclass
 
 from agenthub import cursors
+from agenthub.actors import Principal
+from agenthub.domain import MAX_CLIENT_MSG_ID, PageBounds, check_seq
 from agenthub.errors import Conflict, Forbidden, PayloadTooLarge, ValidationFailed
 from agenthub.events import EventBus
-from agenthub.models import Message, Principal
+from agenthub.models import Message
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
 from agenthub.store import rooms as room_store
 from agenthub.store.db import Database, Row, UniqueViolation
-
-MAX_CLIENT_MSG_ID = 128
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,13 @@ class MessagePage:
 
 
 class MessageService:
-    def __init__(self, db: Database, bus: EventBus, *, max_body_chars: int) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, *, max_body_chars: int, pages: PageBounds
+    ) -> None:
         self._db = db
         self._bus = bus
         self._max_body = max_body_chars
+        self._pages = pages
 
     def _check_body(self, body: str, client_msg_id: str | None) -> None:
         if not body.strip():
@@ -140,14 +143,20 @@ class MessageService:
         principal: Principal,
         room_id: uuid.UUID,
         *,
-        limit: int,
+        limit: int | None = None,
         cursor: str | None = None,
         after_seq: int | None = None,
+        after_field: str = "after",
     ) -> MessagePage:
-        """Newest first from ``cursor``; or, with ``after_seq``, oldest first after it."""
+        """Newest first from ``cursor``; or, with ``after_seq``, oldest first after it.
+        ``limit`` None means the default page size; ``after_field`` is what the caller's
+        transport calls ``after_seq`` (error details name it)."""
+        limit = self._pages.limit(limit)
+        check_seq(after_seq, after_field)
         if cursor is not None and after_seq is not None:
             raise ValidationFailed(
-                "cursor and after cannot be combined", {"after": "use either cursor or after"}
+                f"cursor and {after_field} cannot be combined",
+                {after_field: f"use either cursor or {after_field}"},
             )
         scope = str(room_id)
         before = cursors.decode(cursor, "messages", scope) if cursor else None

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
+from agenthub.domain import MAX_DISPLAY_NAME, SLUG_RE, SLUG_RULE
 from agenthub.errors import ValidationFailed
-
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-SLUG_RULE = "1-64 characters: lowercase letters, digits and '-', not starting or ending with '-'"
-MAX_DISPLAY_NAME = 200
 
 
 def check_slug(field: str, value: str) -> str:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.config import Settings
+from agenthub.domain import PageBounds
 from agenthub.events import EventBus
+from agenthub.ratelimit import LoginLimits
 from agenthub.services.agents import AgentService
 from agenthub.services.audit import AuditService
 from agenthub.services.messages import MessageService
@@ -36,6 +38,7 @@ class Services:
 
 def build_services(settings: Settings, db: Database) -> Services:
     bus = EventBus()
+    pages = PageBounds(default=settings.page_size_default, maximum=settings.page_size_max)
     hasher = TokenHasher(workers=settings.argon2_workers)
     return Services(
         settings=settings,
@@ -45,9 +48,17 @@ def build_services(settings: Settings, db: Database) -> Services:
         agents=AgentService(db, bus),
         tokens=TokenService(db, hasher, bus),
         sessions=SessionService(
-            db, hasher, jwt_secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds
+            db,
+            hasher,
+            bus,
+            jwt_secret=settings.jwt_secret,
+            ttl_seconds=settings.jwt_ttl_seconds,
+            login_limits=LoginLimits(
+                settings.rate_limit_login_failures_per_address,
+                settings.rate_limit_login_failures_per_prefix,
+            ),
         ),
         rooms=RoomService(db, bus),
-        messages=MessageService(db, bus, max_body_chars=settings.max_message_chars),
-        audit=AuditService(db),
+        messages=MessageService(db, bus, max_body_chars=settings.max_message_chars, pages=pages),
+        audit=AuditService(db, pages=pages),
     )

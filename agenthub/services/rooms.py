@@ -5,35 +5,37 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+from agenthub.actors import Actor, Principal
+from agenthub.domain import VISIBILITIES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, MemberAdded, MemberRemoved
-from agenthub.models import Member, Principal, Room
+from agenthub.models import Member, Room
 from agenthub.services.audit import record
 from agenthub.services.names import check_display_name, check_slug
 from agenthub.store import agents as agent_store
 from agenthub.store import rooms as room_store
 from agenthub.store.db import Database, Row, Session, UniqueViolation
 
-VISIBILITIES = ("public", "private")
-
 # Answers "is this agent online in this room?"; the socket layer provides it.
 OnlineCheck = Callable[[uuid.UUID, uuid.UUID], bool]
 
 
-def _can_see(principal: Principal | None, row: Row) -> bool:
-    return (
-        principal is None
-        or principal.is_admin
-        or row["visibility"] == "public"
-        or bool(row["is_member"])
-    )
+# The viewer id of an actor with no agent identity (the operator): a member of nothing.
+_NOBODY = uuid.UUID(int=0)
 
 
-async def load_visible_room(s: Session, principal: Principal | None, room_id: uuid.UUID) -> Row:
+def _viewer(actor: Actor) -> uuid.UUID:
+    return actor.agent_id if isinstance(actor, Principal) else _NOBODY
+
+
+def _can_see(actor: Actor, row: Row) -> bool:
+    return actor.is_admin or row["visibility"] == "public" or bool(row["is_member"])
+
+
+async def load_visible_room(s: Session, actor: Actor, room_id: uuid.UUID) -> Row:
     """The room row, or NotFound when it is absent or private to someone else."""
-    viewer = principal.agent_id if principal is not None else uuid.UUID(int=0)
-    row = await room_store.by_id(s, room_id, viewer)
-    if row is None or not _can_see(principal, row):
+    row = await room_store.by_id(s, room_id, _viewer(actor))
+    if row is None or not _can_see(actor, row):
         raise NotFound("room not found")
     return row
 
@@ -54,48 +56,51 @@ class RoomService:
             return await room_store.last_seqs(s)
 
     async def create_room(
-        self, principal: Principal, *, slug: str, name: str | None, visibility: str = "public"
+        self, actor: Actor, *, slug: str, name: str | None, visibility: str = "public"
     ) -> Room:
+        """An agent that creates a room is its creator and first member; a room the operator
+        creates has neither (members are added explicitly)."""
         check_slug("slug", slug)
         display = check_display_name("name", name or slug)
         if visibility not in VISIBILITIES:
-            raise ValidationFailed("invalid visibility", {"visibility": "one of public, private"})
+            raise ValidationFailed("invalid visibility", {"visibility": one_of(VISIBILITIES)})
+        creator = actor.agent_id if isinstance(actor, Principal) else None
         try:
             async with self._db.transaction() as s:
                 row = await room_store.insert(
-                    s, slug=slug, name=display, visibility=visibility, created_by=principal.agent_id
+                    s, slug=slug, name=display, visibility=visibility, created_by=creator
                 )
-                await room_store.add_member(s, row["id"], principal.agent_id)
                 await record(
                     s,
                     "room-created",
-                    principal.agent_id,
+                    actor.audit_agent_id,
                     roomId=str(row["id"]),
                     slug=slug,
                     visibility=visibility,
                 )
-                await record(
-                    s,
-                    "member-added",
-                    principal.agent_id,
-                    roomId=str(row["id"]),
-                    memberId=str(principal.agent_id),
-                )
+                if creator is not None:
+                    await room_store.add_member(s, row["id"], creator)
+                    await record(
+                        s,
+                        "member-added",
+                        creator,
+                        roomId=str(row["id"]),
+                        memberId=str(creator),
+                    )
         except UniqueViolation:
             raise Conflict("a room with this slug already exists", {"slug": slug}) from None
-        await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=principal.agent_id))
-        return Room.from_row(row, member=True)
+        if creator is not None:
+            await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=creator))
+        return Room.from_row(row, member=creator is not None)
 
-    async def list_rooms(self, principal: Principal) -> list[Room]:
+    async def list_rooms(self, actor: Actor) -> list[Room]:
         async with self._db.session() as s:
-            rows = await room_store.visible_to(
-                s, principal.agent_id, include_private=principal.is_admin
-            )
+            rows = await room_store.visible_to(s, _viewer(actor), include_private=actor.is_admin)
         return [Room.from_row(r, member=bool(r["is_member"])) for r in rows]
 
-    async def get_room(self, principal: Principal | None, room_id: uuid.UUID) -> Room:
+    async def get_room(self, actor: Actor, room_id: uuid.UUID) -> Room:
         async with self._db.session() as s:
-            row = await load_visible_room(s, principal, room_id)
+            row = await load_visible_room(s, actor, room_id)
         return Room.from_row(row, member=bool(row["is_member"]))
 
     async def get_room_by_slug(self, slug: str) -> Room:
@@ -105,9 +110,9 @@ class RoomService:
             raise NotFound(f"room {slug!r} not found")
         return Room.from_row(row, member=False)
 
-    async def list_members(self, principal: Principal, room_id: uuid.UUID) -> list[Member]:
+    async def list_members(self, actor: Actor, room_id: uuid.UUID) -> list[Member]:
         async with self._db.session() as s:
-            await load_visible_room(s, principal, room_id)
+            await load_visible_room(s, actor, room_id)
             rows = await room_store.members(s, room_id)
         out = []
         for r in rows:
@@ -130,14 +135,14 @@ class RoomService:
             return await room_store.for_member(s, agent_id)
 
     async def add_member(
-        self, principal: Principal | None, room_id: uuid.UUID, agent_id: uuid.UUID
+        self, actor: Actor, room_id: uuid.UUID, agent_id: uuid.UUID
     ) -> tuple[Member, bool]:
         """(member, created). Public: anyone may join themselves, members add others.
         Private: only members and admins add anyone."""
         async with self._db.transaction() as s:
-            room = await load_visible_room(s, principal, room_id)
-            if principal is not None and not principal.is_admin:
-                adding_self = principal.agent_id == agent_id
+            room = await load_visible_room(s, actor, room_id)
+            if not actor.is_admin:
+                adding_self = actor.is_agent(agent_id)
                 if not room["is_member"] and not (adding_self and room["visibility"] == "public"):
                     raise Forbidden("only room members or admins may add members to this room")
             target = await agent_store.by_id(s, agent_id)
@@ -148,7 +153,7 @@ class RoomService:
                 await record(
                     s,
                     "member-added",
-                    None if principal is None else principal.agent_id,
+                    actor.audit_agent_id,
                     roomId=str(room_id),
                     memberId=str(agent_id),
                 )
@@ -158,12 +163,10 @@ class RoomService:
             await self._bus.publish(MemberAdded(room_id=room_id, agent_id=agent_id))
         return Member.from_row(member_row), created
 
-    async def remove_member(
-        self, principal: Principal | None, room_id: uuid.UUID, agent_id: uuid.UUID
-    ) -> None:
+    async def remove_member(self, actor: Actor, room_id: uuid.UUID, agent_id: uuid.UUID) -> None:
         async with self._db.transaction() as s:
-            await load_visible_room(s, principal, room_id)
-            if principal is not None and not principal.is_admin and principal.agent_id != agent_id:
+            await load_visible_room(s, actor, room_id)
+            if not actor.is_admin and not actor.is_agent(agent_id):
                 raise Forbidden("only the member itself or an admin may remove a member")
             removed = await room_store.remove_member(s, room_id, agent_id)
             if not removed:
@@ -171,7 +174,7 @@ class RoomService:
             await record(
                 s,
                 "member-removed",
-                None if principal is None else principal.agent_id,
+                actor.audit_agent_id,
                 roomId=str(room_id),
                 memberId=str(agent_id),
             )

@@ -3,17 +3,48 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from agenthub.actors import Actor
 from agenthub.auth import api_tokens
 from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, TokenRevoked
-from agenthub.models import IssuedToken, Principal, TokenInfo
+from agenthub.models import IssuedToken, TokenInfo
+from agenthub.services import auth_changes
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database, UniqueViolation
+
+# The longest an API token may be issued for: far enough for any real use, and it keeps every
+# expiry a valid PostgreSQL and Python date in every time zone (year 9999 at -14:00 is not).
+MAX_TOKEN_LIFETIME_YEARS = 10
+MAX_TOKEN_LIFETIME = timedelta(days=3653)  # ten years, leap days included
+
+
+def check_expiry(expires_at: datetime, now: datetime | None = None) -> None:
+    """An expiry must be aware, in the future, and at most ten years ahead."""
+    if expires_at.tzinfo is None:
+        raise ValidationFailed(
+            "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
+        )
+    now = now or datetime.now(UTC)
+    latest = now + MAX_TOKEN_LIFETIME
+    allowed = f"after {_iso(now)} and at most {_iso(latest)}"
+    if expires_at <= now:
+        raise ValidationFailed(
+            f"expiresAt is in the past: it must be {allowed}", {"expiresAt": f"must be {allowed}"}
+        )
+    if expires_at > latest:
+        raise ValidationFailed(
+            f"expiresAt is more than {MAX_TOKEN_LIFETIME_YEARS} years ahead: it must be {allowed}",
+            {"expiresAt": f"must be {allowed}"},
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class TokenService:
@@ -23,17 +54,12 @@ class TokenService:
         self._bus = bus
 
     async def issue_token(
-        self, principal: Principal | None, agent_id: uuid.UUID, expires_at: datetime | None
+        self, actor: Actor, agent_id: uuid.UUID, expires_at: datetime | None
     ) -> IssuedToken:
-        if principal is not None and not principal.is_admin:
+        if not actor.is_admin:
             raise Forbidden("only admins may issue tokens")
         if expires_at is not None:
-            if expires_at.tzinfo is None:
-                raise ValidationFailed(
-                    "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
-                )
-            if expires_at <= datetime.now(UTC):
-                raise ValidationFailed("expiresAt is in the past", {"expiresAt": "in the past"})
+            check_expiry(expires_at)
         # Prefix collisions are astronomically rare, but a retry costs nothing.
         for _ in range(3):
             new = api_tokens.generate()
@@ -53,7 +79,7 @@ class TokenService:
                     await record(
                         s,
                         "token-issued",
-                        None if principal is None else principal.agent_id,
+                        actor.audit_agent_id,
                         prefix=new.prefix,
                         forAgentId=str(agent_id),
                         expiresAt=None if expires_at is None else expires_at.isoformat(),
@@ -65,10 +91,8 @@ class TokenService:
             )
         raise RuntimeError("could not allocate a unique token prefix")
 
-    async def list_tokens(
-        self, principal: Principal | None, agent_id: uuid.UUID
-    ) -> list[TokenInfo]:
-        if principal is not None and not principal.is_admin and principal.agent_id != agent_id:
+    async def list_tokens(self, actor: Actor, agent_id: uuid.UUID) -> list[TokenInfo]:
+        if not actor.is_admin and not actor.is_agent(agent_id):
             raise Forbidden("you may list only your own tokens")
         async with self._db.session() as s:
             if await agent_store.by_id(s, agent_id) is None:
@@ -76,13 +100,13 @@ class TokenService:
             rows = await token_store.for_agent(s, agent_id)
         return [TokenInfo.from_row(r) for r in rows]
 
-    async def revoke_token(self, principal: Principal | None, prefix: str) -> TokenInfo:
+    async def revoke_token(self, actor: Actor, prefix: str) -> TokenInfo:
         if not api_tokens.is_prefix(prefix):
             raise NotFound("token not found")
         async with self._db.transaction() as s:
             current = await token_store.by_prefix(s, prefix)
             owner_ok = current is not None and (
-                principal is None or principal.is_admin or principal.agent_id == current["agent_id"]
+                actor.is_admin or actor.is_agent(current["agent_id"])
             )
             if not owner_ok:
                 # Same answer for "absent" and "not yours": prefixes are not enumerable.
@@ -92,10 +116,12 @@ class TokenService:
             await record(
                 s,
                 "token-revoked",
-                None if principal is None else principal.agent_id,
+                actor.audit_agent_id,
                 prefix=prefix,
                 forAgentId=str(row["agent_id"]),
             )
+            # Every server process hears it when this commits (its sockets, its cache).
+            await auth_changes.announce(s, auth_changes.TokenChanged(prefix, row["agent_id"]))
         info = TokenInfo.from_row(row)
         await self._bus.publish(TokenRevoked(agent_id=info.agent_id, prefix=prefix))
         return info

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from agenthub.domain import ROLES, VISIBILITIES
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -14,6 +16,11 @@ metadata = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK that ``column`` holds one of ``values`` (the domain's fixed vocabulary)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def _uuid_pk() -> sa.Column[object]:
@@ -37,7 +44,7 @@ agents = sa.Table(
     sa.Column("role", sa.Text, nullable=False, server_default="agent"),
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
     _created_at(),
-    sa.CheckConstraint("role IN ('admin', 'agent')", name="role"),
+    sa.CheckConstraint(_one_of("role", ROLES), name="role"),
 )
 
 api_tokens = sa.Table(
@@ -75,7 +82,7 @@ rooms = sa.Table(
     # The per-room sequence: bumped under the row lock by every message insert.
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
     _created_at(),
-    sa.CheckConstraint("visibility IN ('public', 'private')", name="visibility"),
+    sa.CheckConstraint(_one_of("visibility", VISIBILITIES), name="visibility"),
     sa.Index("ix_rooms_visibility_slug", "visibility", "slug"),
 )
 

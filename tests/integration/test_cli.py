@@ -45,9 +45,13 @@ def test_seed_is_idempotent(fresh_database):
             for table in ("agents", "api_tokens", "rooms", "room_members"):
                 cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
                 out.append(int(cur.fetchone()[0]))
-            cur.execute("SELECT slug, visibility FROM rooms ORDER BY slug")
+            cur.execute("SELECT slug, visibility, created_by FROM rooms ORDER BY slug")
             rooms = cur.fetchall()
-        assert rooms == [("general", "public"), ("ops", "private")]
+            # The operator is no agent: its rooms have no creator, its audit events no agent.
+            cur.execute("SELECT agent_id FROM audit_events WHERE type = 'room-created'")
+            room_auditors = {row[0] for row in cur.fetchall()}
+        assert rooms == [("general", "public", None), ("ops", "private", None)]
+        assert room_auditors == {None}
         return tuple(out)
 
     after_first = counts()

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from socketio import packet
 
+from agenthub.actors import Principal
 from agenthub.config import ConfigError, load_settings
-from agenthub.models import Principal
+from agenthub.origins import OriginPolicy, cors_setting
 from agenthub.realtime.connections import SocketState
 from agenthub.realtime.namespace import AgentsNamespace, token_from_handshake
-from agenthub.realtime.origins import OriginPolicy, cors_setting
 from agenthub.realtime.packets import AgentsPacket, Malformed
 from agenthub.realtime.presence import Presence
 from agenthub.realtime.rate_limit import FloodGuard, TokenBucket

@@ -1,0 +1,56 @@
+"""The domain's fixed vocabulary and bounds, in one place: roles, room visibilities, name
+patterns and the limits every transport (REST, socket.io, CLI) enforces alike.
+
+Limits that operators may tune (message size, page sizes) are settings (``agenthub.config``);
+``PageBounds`` carries them to the services, which apply them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agenthub.errors import ValidationFailed
+
+ROLES = ("admin", "agent")
+VISIBILITIES = ("public", "private")
+
+# Slugs (room slugs, agent names): URL- and shell-safe.
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SLUG_RULE = "1-64 characters: lowercase letters, digits and '-', not starting or ending with '-'"
+MAX_DISPLAY_NAME = 200
+MAX_CLIENT_MSG_ID = 128
+
+# The largest seq a client may name (``after``/``afterSeq``): far beyond any real room, and
+# small enough to stay exact in a JavaScript number and in PostgreSQL's bigint.
+MAX_SEQ = 2**62
+
+
+def one_of(choices: tuple[str, ...]) -> str:
+    """The rule text for an enumeration, as error details say it."""
+    return f"one of {', '.join(choices)}"
+
+
+@dataclass(frozen=True)
+class PageBounds:
+    """How many items one page may hold: ``default`` when the caller names no limit."""
+
+    default: int
+    maximum: int
+
+    def limit(self, requested: int | None, field: str = "limit") -> int:
+        """The page size to use for ``requested``; ValidationFailed when out of bounds."""
+        if requested is None:
+            return self.default
+        if not 1 <= requested <= self.maximum:
+            raise ValidationFailed(
+                f"invalid {field}", {field: f"must be between 1 and {self.maximum}"}
+            )
+        return requested
+
+
+def check_seq(value: int | None, field: str) -> int | None:
+    """A client-given seq position (``after``): 0 up to MAX_SEQ, or None."""
+    if value is not None and not 0 <= value <= MAX_SEQ:
+        raise ValidationFailed(f"invalid {field}", {field: f"must be between 0 and {MAX_SEQ}"})
+    return value
