@@ -5,7 +5,8 @@ the rest, one idea per module: the namespace (socket events -> service calls) an
 sockets it works through (``sockets``: per-socket state in ``connections``, ``presence``,
 flood control in ``rate_limit``), how packets are decoded (``packets``), the Tornado
 transport (``transport``: junk refused, slow consumers cut off, closing on shutdown),
-origins, and the periodic session re-check.
+and the re-check of live sessions when auth notifications may have been missed
+(``revalidation``). The origin policy is shared with REST (``agenthub.origins``).
 """
 
 NAMESPACE = "/agents"
