@@ -19,7 +19,9 @@ from agenthub.api.security import HttpGuards, SecurityHeaders
 from agenthub.config import Settings
 from agenthub.metrics import Metrics
 from agenthub.realtime.server import RealtimeServer
+from agenthub.realtime.transport import SOCKETIO_PATH
 from agenthub.services.registry import Services, build_services
+from agenthub.shutdown import DRAIN_SECONDS, RequestDrain, within
 from agenthub.store.db import Database, QueryObserver
 from agenthub.store.notify import AUTH_CHANNEL, NotificationListener
 
@@ -146,13 +148,36 @@ async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
     return False
 
 
+async def shut_down(
+    server: tornado.httpserver.HTTPServer,
+    requests: RequestDrain,
+    realtime: RealtimeServer | None,
+    services: Services,
+) -> None:
+    """Stop taking work, let what is in progress finish and its answers go out (within
+    DRAIN_SECONDS), then close: sockets at the transport level, so clients reconnect to the
+    next process by themselves, then the HTTP connections."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    server.stop()  # no new connections
+    requests.draining = True  # a new request on a kept-alive connection: 503
+    if realtime is not None:
+        await realtime.drain(deadline)  # a new socket event: `unavailable`
+    await within(requests.idle(), deadline, "HTTP requests in progress")
+    await within(services.bus.settle(), deadline, "broadcasts of stored messages")
+    if realtime is not None:
+        await realtime.close(deadline)
+    await within(server.close_all_connections(), max(deadline, loop.time() + 1), "connections")
+
+
 async def serve(settings: Settings) -> int:
     metrics = Metrics()
     services = await build_services_started(settings, metrics)
     realtime = make_realtime(services, metrics)
     app = make_app(services, realtime, metrics)
+    requests = RequestDrain(app, exempt=(SOCKETIO_PATH,) if realtime is not None else ())
     server = tornado.httpserver.HTTPServer(
-        app,
+        requests,
         max_body_size=settings.max_request_bytes * 4,
         max_header_size=HEAD_HARD_LIMIT,
         idle_connection_timeout=120,
@@ -172,24 +197,15 @@ async def serve(settings: Settings) -> int:
     auth_listener = make_auth_listener(services, metrics)
     auth_listener.start()
     if realtime is not None:
-        realtime.start()
         log.info("socket.io namespace /agents mounted at /socket.io/")
     if await wait_for_database(services, stop):
-        if realtime is not None:
-            await realtime.load_room_positions()
         systemd.notify("READY=1")
         log.info("database reachable; ready")
     await stop.wait()
 
     systemd.notify("STOPPING=1")
     log.info("shutting down: draining connections")
-    server.stop()
-    if realtime is not None:
-        await realtime.shutdown()
-    try:
-        await asyncio.wait_for(server.close_all_connections(), timeout=10)
-    except TimeoutError:
-        log.warning("connections still open after 10s; closing anyway")
+    await shut_down(server, requests, realtime, services)
     await auth_listener.stop()
     await services.close()
     log.info("stopped")

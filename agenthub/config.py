@@ -137,6 +137,9 @@ class SettingsSchema(Schema):
         load_default=60, validate=validate.Range(min=1, max=1_000_000)
     )
     PRESENCE_TIMEOUT_SECONDS = mf.Integer(load_default=30, validate=validate.Range(min=3, max=3600))
+    SOCKET_MAX_BUFFER_BYTES = mf.Integer(
+        load_default=4 * 1_048_576, validate=validate.Range(min=65_536, max=1024 * 1_048_576)
+    )
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -175,6 +178,7 @@ class Settings:
     socket_burst: int
     socket_flood_disconnect_after: int
     presence_timeout_seconds: int
+    socket_max_buffer_bytes: int
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""

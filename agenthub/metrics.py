@@ -88,6 +88,11 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self.slow_consumer_disconnects = Counter(
+            "agenthub_websocket_slow_consumer_disconnects",
+            "Sockets disconnected because more than SOCKET_MAX_BUFFER_BYTES waited to be sent.",
+            registry=r,
+        )
         self.db_duration = Histogram(
             "agenthub_db_query_duration_seconds",
             "Time to execute one SQL statement, by SQL verb.",
@@ -135,6 +140,9 @@ class Metrics:
 
     def observe_ws(self, event: str, seconds: float) -> None:
         self.ws_latency.labels(event).observe(seconds)
+
+    def slow_consumer_disconnected(self) -> None:
+        self.slow_consumer_disconnects.inc()
 
     # --- exposition ----------------------------------------------------------------------------
 

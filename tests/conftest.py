@@ -94,8 +94,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(env: dict[str, str], log_path: Path, wait_ready: bool = True) -> Server:
-    port = free_port()
+def start_server(
+    env: dict[str, str], log_path: Path, wait_ready: bool = True, port: int | None = None
+) -> Server:
+    port = port or free_port()
     env = dict(env, PORT=str(port), HOST="127.0.0.1")
     log_file = log_path.open("wb")
     proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log_file, stderr=log_file)

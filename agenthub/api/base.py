@@ -13,7 +13,6 @@ from typing import Any
 
 import tornado.web
 from marshmallow import Schema
-from tornado.http1connection import HTTP1Connection
 
 from agenthub import schemas
 from agenthub.actors import Principal
@@ -158,11 +157,12 @@ class BaseHandler(tornado.web.RequestHandler):
         return self._claims
 
     async def prepare(self) -> None:
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            # data_received counts the body and answers a JSON 413; tornado's own limit would
-            # answer first, with a bare "400 Bad Request".
-            connection.set_max_body_size(sys.maxsize)
+        # data_received counts the body and answers a JSON 413; tornado's own limit would
+        # answer first, with a bare "400 Bad Request". (Looked up by name: the connection may
+        # be a wrapper around tornado's HTTP1Connection, e.g. the shutdown drain's.)
+        set_max_body_size = getattr(self.request.connection, "set_max_body_size", None)
+        if set_max_body_size is not None:
+            set_max_body_size(sys.maxsize)
         try:
             await self.admit()
         except AppError as refusal:

@@ -61,7 +61,6 @@ _MEMBERS = Statement(
     .where(room_members.c.room_id == sa.bindparam("room_id"))
     .order_by(agents.c.name)
 )
-_LAST_SEQS = Statement(sa.select(rooms.c.id, rooms.c.last_seq))
 _MEMBERSHIP = (
     room_members.c.room_id == sa.bindparam("room_id"),
     room_members.c.agent_id == sa.bindparam("agent_id"),
@@ -101,12 +100,6 @@ async def for_member(s: Session, agent_id: uuid.UUID) -> list[Row]:
 
 async def members(s: Session, room_id: uuid.UUID) -> list[Row]:
     return await s.all(_MEMBERS, room_id=room_id)
-
-
-async def last_seqs(s: Session) -> dict[uuid.UUID, int]:
-    """Every room's latest seq (a primary-key scan: one small row per room)."""
-    rows = await s.all(_LAST_SEQS)
-    return {row["id"]: int(row["last_seq"]) for row in rows}
 
 
 async def is_member(s: Session, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
