@@ -13,16 +13,30 @@ import tornado.web
 
 from agenthub import systemd
 from agenthub.api.base import NotFoundHandler
+from agenthub.api.heads import HEAD_HARD_LIMIT, Application
 from agenthub.api.routes import url_specs
 from agenthub.api.security import HttpGuards, SecurityHeaders
 from agenthub.config import Settings
 from agenthub.metrics import Metrics
 from agenthub.realtime.server import RealtimeServer
+from agenthub.realtime.transport import SOCKETIO_PATH
 from agenthub.services.registry import Services, build_services
+from agenthub.shutdown import DRAIN_SECONDS, RequestDrain, within
 from agenthub.store.db import Database, QueryObserver
+from agenthub.store.notify import AUTH_CHANNEL, NotificationListener
 
 log = logging.getLogger("agenthub")
 access_log = logging.getLogger("agenthub.access")
+
+
+class CannotListen(Exception):
+    """The listening socket could not be bound (port taken, no permission, no such address)."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {error}")
+        self.host = host
+        self.port = port
+        self.error = error
 
 
 def make_database(settings: Settings, observe: QueryObserver | None = None) -> Database:
@@ -93,7 +107,7 @@ def make_app(
     routes: list[Any] = list(url_specs(services, guards))
     if realtime is not None:
         routes.append(realtime.url_spec())
-    app = tornado.web.Application(routes, **settings)
+    app = Application(routes, **settings)
     app.add_transform(SecurityHeaders)
     return app
 
@@ -103,6 +117,22 @@ def make_realtime(services: Services, metrics: Metrics | None = None) -> Realtim
     if not services.settings.feature_messaging_enabled:
         return None
     return RealtimeServer(services, metrics)
+
+
+def make_auth_listener(services: Services, metrics: Metrics) -> NotificationListener:
+    """The dedicated connection that hears revocations made by any process (ADR 0005)."""
+
+    async def on_state(up: bool) -> None:
+        metrics.set_auth_listener_up(up)
+        await services.sessions.on_listener(up)
+
+    return NotificationListener(
+        services.settings.dsn(),
+        AUTH_CHANNEL,
+        services.sessions.on_notification,
+        on_state,
+        connect_timeout=services.settings.db_connect_timeout,
+    )
 
 
 async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
@@ -118,15 +148,45 @@ async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
     return False
 
 
+async def shut_down(
+    server: tornado.httpserver.HTTPServer,
+    requests: RequestDrain,
+    realtime: RealtimeServer | None,
+    services: Services,
+) -> None:
+    """Stop taking work, let what is in progress finish and its answers go out (within
+    DRAIN_SECONDS), then close: sockets at the transport level, so clients reconnect to the
+    next process by themselves, then the HTTP connections."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    server.stop()  # no new connections
+    requests.draining = True  # a new request on a kept-alive connection: 503
+    if realtime is not None:
+        await realtime.drain(deadline)  # a new socket event: `unavailable`
+    await within(requests.idle(), deadline, "HTTP requests in progress")
+    await within(services.bus.settle(), deadline, "broadcasts of stored messages")
+    if realtime is not None:
+        await realtime.close(deadline)
+    await within(server.close_all_connections(), max(deadline, loop.time() + 1), "connections")
+
+
 async def serve(settings: Settings) -> int:
     metrics = Metrics()
     services = await build_services_started(settings, metrics)
     realtime = make_realtime(services, metrics)
     app = make_app(services, realtime, metrics)
+    requests = RequestDrain(app, exempt=(SOCKETIO_PATH,) if realtime is not None else ())
     server = tornado.httpserver.HTTPServer(
-        app, max_body_size=settings.max_request_bytes * 4, idle_connection_timeout=120
+        requests,
+        max_body_size=settings.max_request_bytes * 4,
+        max_header_size=HEAD_HARD_LIMIT,
+        idle_connection_timeout=120,
     )
-    server.listen(settings.port, address=settings.host)
+    try:
+        server.listen(settings.port, address=settings.host)
+    except OSError as exc:
+        await services.close()
+        raise CannotListen(settings.host, settings.port, exc) from exc
     log.info("listening on http://%s:%d", settings.host, settings.port)
 
     stop = asyncio.Event()
@@ -134,25 +194,19 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    auth_listener = make_auth_listener(services, metrics)
+    auth_listener.start()
     if realtime is not None:
-        realtime.start()
         log.info("socket.io namespace /agents mounted at /socket.io/")
     if await wait_for_database(services, stop):
-        if realtime is not None:
-            await realtime.load_room_positions()
         systemd.notify("READY=1")
         log.info("database reachable; ready")
     await stop.wait()
 
     systemd.notify("STOPPING=1")
     log.info("shutting down: draining connections")
-    server.stop()
-    if realtime is not None:
-        await realtime.shutdown()
-    try:
-        await asyncio.wait_for(server.close_all_connections(), timeout=10)
-    except TimeoutError:
-        log.warning("connections still open after 10s; closing anyway")
+    await shut_down(server, requests, realtime, services)
+    await auth_listener.stop()
     await services.close()
     log.info("stopped")
     return 0

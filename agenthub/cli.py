@@ -1,9 +1,15 @@
-"""``agenthub``: the one console script (serve, migrate, seed, agents, tokens, audit, config)."""
+"""``agenthub``: the one console script (serve, migrate, seed, agents, tokens, audit, config).
+
+Output convention: data goes to stdout, as a table for people or, with ``--json``, as one JSON
+object per line; notes and errors go to stderr, each line starting ``agenthub:``. An error in
+the input names the flag that carried it and says the rule.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import re
@@ -15,14 +21,20 @@ from typing import Any
 from agenthub import __version__
 from agenthub import logging as agenthub_logging
 from agenthub.actors import OPERATOR
-from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings
-from agenthub.domain import ROLES
-from agenthub.errors import AppError, Unavailable
+from agenthub.auth import api_tokens
+from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings, misspelt_settings
+from agenthub.domain import ROLES, SLUG_RULE
+from agenthub.errors import AppError, NotFound, Unavailable, ValidationFailed
+from agenthub.models import Agent, TokenInfo
+from agenthub.services.audit import EVENT_TYPES
 from agenthub.services.registry import Services
 
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
+EX_OSERR = 71
+# What a shell reports for a process killed by SIGPIPE (`agenthub audit | head`).
+EX_PIPE = 128 + 13
 
 _DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -45,104 +57,239 @@ def parse_expiry(value: str, now: datetime | None = None) -> datetime:
     return parsed
 
 
+# The services' ValidationFailed details name API fields; a command reports its own flags.
+_FLAGS: dict[str, dict[str, str]] = {
+    "agent create": {"name": "--name", "displayName": "--display-name", "role": "--role"},
+    "agent disable": {"name": "NAME"},
+    "agent enable": {"name": "NAME"},
+    "token issue": {"expiresAt": "--expires", "agentId": "--agent"},
+    "token list": {"agentId": "--agent"},
+    "token revoke": {"prefix": "TOKEN"},
+    "audit": {"type": "--type", "limit": "--limit", "cursor": "--cursor"},
+}
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agenthub", description="AgentHub collaboration server")
-    p.add_argument("--version", action="version", version=f"agenthub {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    sub.add_parser("serve", help="run the HTTP server")
-    m = sub.add_parser("migrate", help="apply database migrations (safe to repeat)")
-    m.add_argument("--check", action="store_true", help="exit 1 unless the schema is at head")
-    sub.add_parser("seed", help="create demo agents and rooms (idempotent); prints new tokens")
-    sub.add_parser("check-config", help="print effective settings, secrets masked")
-
-    agent = sub.add_parser("agent", help="manage agents").add_subparsers(
-        dest="agent_command", required=True
+    p = argparse.ArgumentParser(
+        prog="agenthub",
+        description="AgentHub collaboration server: run it and manage its agents and tokens.",
+        epilog="Settings come from environment variables (docs/CONFIG.md). Each command has "
+        "its own --help.",
     )
-    create = agent.add_parser("create", help="create an agent")
-    create.add_argument("--name", required=True)
-    create.add_argument("--display-name")
-    create.add_argument("--role", choices=ROLES, default="agent")
-    agent.add_parser("list", help="list agents")
-    for verb in ("disable", "enable"):
-        action = agent.add_parser(verb, help=f"{verb} an agent")
-        action.add_argument("name")
-
-    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
-        dest="token_command", required=True
+    p.add_argument(
+        "--version", action="version", version=f"agenthub {__version__}", help="print the version"
     )
-    issue = token.add_parser("issue", help="issue a token; prints it alone on stdout")
-    issue.add_argument("--agent", required=True, help="agent name")
-    issue.add_argument("--expires", type=parse_expiry, help="e.g. 30d, 12h, or ISO-8601")
-    revoke = token.add_parser("revoke", help="revoke a token by its prefix")
-    revoke.add_argument("prefix")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    json_output = argparse.ArgumentParser(add_help=False)
+    json_output.add_argument(
+        "--json", action="store_true", help="print one JSON object per line instead of a table"
+    )
 
-    audit = sub.add_parser("audit", help="read the audit trail, newest first")
-    audit.add_argument("--type", dest="event_type")
-    audit.add_argument("--limit", type=int, default=None)
-    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    sub.add_parser("serve", help="run the HTTP and socket.io server (what systemd starts)")
+    m = sub.add_parser(
+        "migrate", parents=[json_output], help="apply database migrations (safe to repeat)"
+    )
+    m.add_argument("--check", action="store_true", help="change nothing; exit 1 unless at head")
+    sub.add_parser(
+        "seed",
+        parents=[json_output],
+        help="create the demo agents admin, alice, bob and rooms general, ops (idempotent); "
+        "prints the tokens of agents created now",
+    )
+    sub.add_parser(
+        "check-config",
+        parents=[json_output],
+        help="validate the settings and print them, secrets masked",
+    )
+
+    agent = sub.add_parser("agent", help="create, list, disable and enable agents")
+    agent_sub = agent.add_subparsers(
+        dest="agent_command", required=True, metavar="ACTION", title="actions"
+    )
+    create = agent_sub.add_parser("create", parents=[json_output], help="create an agent")
+    create.add_argument("--name", required=True, help=f"its unique name: {SLUG_RULE}")
+    create.add_argument("--display-name", help="the name people see (default: --name)")
+    create.add_argument(
+        "--role", choices=ROLES, default="agent", help="admin or agent (default: agent)"
+    )
+    agent_sub.add_parser("list", parents=[json_output], help="list all agents, by name")
+    for verb, effect in (
+        ("disable", "its sessions end and its tokens stop working, at once"),
+        ("enable", "its tokens work again"),
+    ):
+        action = agent_sub.add_parser(
+            verb, parents=[json_output], help=f"{verb} an agent: {effect}"
+        )
+        action.add_argument("name", metavar="NAME", help="the agent's name")
+
+    token = sub.add_parser("token", help="issue, list and revoke API tokens")
+    token_sub = token.add_subparsers(
+        dest="token_command", required=True, metavar="ACTION", title="actions"
+    )
+    issue = token_sub.add_parser(
+        "issue", parents=[json_output], help="issue a token for an agent; prints it alone, once"
+    )
+    issue.add_argument("--agent", required=True, metavar="NAME", help="the agent's name")
+    issue.add_argument(
+        "--expires",
+        type=parse_expiry,
+        metavar="WHEN",
+        help="30d, 12h, 90m … from now, or ISO-8601 with a zone (default: never)",
+    )
+    listing = token_sub.add_parser(
+        "list", parents=[json_output], help="list an agent's tokens (never their secrets)"
+    )
+    listing.add_argument("--agent", required=True, metavar="NAME", help="the agent's name")
+    revoke = token_sub.add_parser(
+        "revoke",
+        parents=[json_output],
+        help="revoke a token: it and its sessions stop working at once (repeating is harmless)",
+    )
+    revoke.add_argument("token", metavar="TOKEN", help="the token's prefix, or the whole token")
+
+    audit = sub.add_parser(
+        "audit", parents=[json_output], help="read the audit trail, newest first, a page a time"
+    )
+    audit.add_argument(
+        "--type",
+        dest="event_type",
+        metavar="TYPE",
+        help=f"only events of this type: {', '.join(EVENT_TYPES)}",
+    )
+    audit.add_argument(
+        "--limit", type=int, metavar="N", help="events per page (default: PAGE_SIZE_DEFAULT)"
+    )
+    audit.add_argument(
+        "--cursor", help="the next page: the cursor the previous page printed on stderr"
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        # Flushed here, not at exit, so a closed pipe is caught below.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`agenthub audit | head -3`): stop quietly, as `cat` would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EX_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    for warning in misspelt_settings(os.environ):
+        _note(f"warning: {warning}", priority=4)
     try:
         settings = load_settings(os.environ)
     except ConfigError as exc:
-        # Under journald the <3> makes this line an error, so `journalctl -p err` shows it.
-        priority = "<3>" if agenthub_logging.under_journald() else ""
-        print(f"{priority}agenthub: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            _note(problem, priority=3)
         return EX_CONFIG
     agenthub_logging.configure(settings.log_level if args.command == "serve" else "warning")
     try:
         return _dispatch(args, settings)
     except Unavailable:
-        print(
-            f"agenthub: database unavailable at {settings.postgres_host}:{settings.postgres_port}"
-            f" (database {settings.postgres_db!r}, user {settings.postgres_user!r})",
-            file=sys.stderr,
+        _note(
+            f"database unavailable at {settings.postgres_host}:{settings.postgres_port}"
+            f" (database {settings.postgres_db!r}, user {settings.postgres_user!r})"
         )
         return EX_UNAVAILABLE
+    except ValidationFailed as exc:
+        for line in _validation_lines(exc, _FLAGS.get(_command_key(args), {})):
+            _note(line)
+        return EX_DATAERR
     except AppError as exc:
-        print(f"agenthub: {exc.message}", file=sys.stderr)
+        _note(exc.message)
         return EX_DATAERR
     except KeyboardInterrupt:
         return 130
 
 
+def _note(text: str, *, priority: int = 3) -> None:
+    """One line on stderr; under journald its syslog priority makes `journalctl -p` work."""
+    prefix = f"<{priority}>" if agenthub_logging.under_journald() else ""
+    print(f"{prefix}agenthub: {text}", file=sys.stderr)
+
+
+def _validation_lines(exc: ValidationFailed, flags: dict[str, str]) -> list[str]:
+    """``--name: <rule>`` for each field the service refused, named as the command names it."""
+    if not exc.details:
+        return [exc.message]
+    lines = []
+    for field, problem in exc.details.items():
+        text = "; ".join(map(str, problem)) if isinstance(problem, list) else str(problem)
+        lines.append(f"{flags.get(field, field)}: {text}")
+    return lines
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "check-config":
-        for key, value in settings.masked().items():
-            print(f"{key}={value}")
+        masked = settings.masked()
+        if args.json:
+            _print_json(masked)
+        else:
+            for key, value in masked.items():
+                print(f"{key}={value}")
         return 0
     if args.command == "migrate":
-        return _migrate(settings, check=args.check)
+        return _migrate(settings, check=args.check, as_json=args.json)
     if args.command == "serve":
-        from agenthub.app import serve
-
-        return asyncio.run(serve(settings))
+        return _serve(settings)
     handler = _ASYNC_COMMANDS[_command_key(args)]
     return asyncio.run(_with_services(settings, lambda services: handler(services, args)))
 
 
-def _migrate(settings: Settings, *, check: bool) -> int:
+def _serve(settings: Settings) -> int:
+    from agenthub.app import CannotListen, serve
+
+    try:
+        return asyncio.run(serve(settings))
+    except CannotListen as exc:
+        _note(f"cannot listen on {_host_port(exc.host, exc.port)}: {_bind_problem(exc.error)}")
+        return EX_OSERR
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_BIND_PROBLEMS = {
+    errno.EADDRINUSE: "address in use",
+    errno.EACCES: "permission denied",
+    errno.EADDRNOTAVAIL: "address not available on this host",
+}
+
+
+def _bind_problem(error: OSError) -> str:
+    if error.errno in _BIND_PROBLEMS:
+        return _BIND_PROBLEMS[error.errno]
+    text = error.strerror or str(error)
+    return text[:1].lower() + text[1:]
+
+
+def _migrate(settings: Settings, *, check: bool, as_json: bool) -> int:
     import sqlalchemy.exc
 
     from agenthub.store import migrate
 
     try:
-        if check:
-            current, head = migrate.pending(settings)
-            print(f"current={current} head={head}")
-            return 0 if current == head else 1
-        migrate.upgrade(settings)
+        if not check:
+            migrate.upgrade(settings)
         current, head = migrate.pending(settings)
     except sqlalchemy.exc.OperationalError as exc:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        print(f"agenthub: database unavailable: {first}", file=sys.stderr)
+        _note(f"database unavailable: {first}")
         return EX_UNAVAILABLE
-    print(f"database at revision {current} (head {head})")
-    return 0
+    if as_json:
+        _print_json({"current": current, "head": head})
+    elif check:
+        print(f"current={current} head={head}")
+    else:
+        print(f"database at revision {current} (head {head})")
+    return 1 if check and current != head else 0
 
 
 def _command_key(args: argparse.Namespace) -> str:
@@ -163,52 +310,158 @@ async def _with_services(settings: Settings, body: Callable[[Services], Awaitabl
         await services.close()
 
 
+def _print_json(item: dict[str, Any]) -> None:
+    print(json.dumps(item))
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell, two spaces apart; the header always printed."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    for cells in [headers, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+
+
+def _when(value: datetime | None, empty: str = "-") -> str:
+    """A time for people: UTC, to the second."""
+    if value is None:
+        return empty
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _print_agents(agents: Sequence[Agent], as_json: bool) -> None:
+    if as_json:
+        for agent in agents:
+            _print_json(agent.to_dict())
+        return
+    _print_table(
+        ("ID", "NAME", "ROLE", "STATE", "DISPLAY NAME"),
+        [
+            (
+                str(a.id),
+                a.name,
+                a.role,
+                "disabled" if a.disabled else "active",
+                a.display_name,
+            )
+            for a in agents
+        ],
+    )
+
+
 async def _agent_create(services: Services, args: argparse.Namespace) -> int:
     agent = await services.agents.create_agent(
         OPERATOR, name=args.name, display_name=args.display_name, role=args.role
     )
-    print(json.dumps(agent.to_dict()))
+    _print_agents([agent], args.json)
     return 0
 
 
 async def _agent_list(services: Services, args: argparse.Namespace) -> int:
-    for agent in await services.agents.list_agents(OPERATOR):
-        state = "disabled" if agent.disabled else "active"
-        print(f"{agent.id}\t{agent.name}\t{agent.role}\t{state}")
+    _print_agents(await services.agents.list_agents(OPERATOR), args.json)
     return 0
 
 
 async def _agent_set_disabled(services: Services, args: argparse.Namespace) -> int:
     agent = await services.agents.get_agent_by_name(args.name)
-    await services.agents.set_disabled(OPERATOR, agent.id, args.agent_command == "disable")
-    print(f"{args.agent_command}d {agent.name}")
+    agent = await services.agents.set_disabled(OPERATOR, agent.id, args.agent_command == "disable")
+    if args.json:
+        _print_json(agent.to_dict())
+    else:
+        print(f"{args.agent_command}d {agent.name}")
     return 0
 
 
 async def _token_issue(services: Services, args: argparse.Namespace) -> int:
     agent = await services.agents.get_agent_by_name(args.agent)
     issued = await services.tokens.issue_token(OPERATOR, agent.id, args.expires)
-    print(issued.token)
+    if args.json:
+        _print_json(issued.to_dict())
+    else:
+        print(issued.token)
     return 0
 
 
+def _token_state(token: TokenInfo, now: datetime) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+async def _token_list(services: Services, args: argparse.Namespace) -> int:
+    agent = await services.agents.get_agent_by_name(args.agent)
+    tokens = await services.tokens.list_tokens(OPERATOR, agent.id)
+    if args.json:
+        for token in tokens:
+            _print_json(token.to_dict())
+        return 0
+    now = datetime.now(UTC)
+    _print_table(
+        ("PREFIX", "STATE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"),
+        [
+            (
+                t.prefix,
+                _token_state(t, now),
+                _when(t.created_at),
+                _when(t.expires_at, "never"),
+                _when(t.last_used_at, "never"),
+                _when(t.revoked_at),
+            )
+            for t in tokens
+        ],
+    )
+    return 0
+
+
+def token_prefix(value: str) -> str:
+    """The prefix in ``agt_<prefix>_<secret>``, or ``value`` itself when it is no token."""
+    value = value.strip()
+    scheme = f"{api_tokens.TOKEN_SCHEME}_"
+    if value.startswith(scheme):
+        # The secret (base64url) may hold "_" too; the prefix never does.
+        return value[len(scheme) :].split("_", 1)[0]
+    return value
+
+
 async def _token_revoke(services: Services, args: argparse.Namespace) -> int:
-    info = await services.tokens.revoke_token(OPERATOR, args.prefix)
-    print(f"revoked {info.prefix}")
+    prefix = token_prefix(args.token)
+    try:
+        token, revoked_now = await services.tokens.revoke_token(OPERATOR, prefix)
+    except NotFound:
+        raise NotFound(f"no token with prefix {prefix!r}") from None
+    if args.json:
+        _print_json({**token.to_dict(), "alreadyRevoked": not revoked_now})
+    elif revoked_now:
+        print(f"revoked {token.prefix}")
+    else:
+        print(f"{token.prefix} was already revoked at {_when(token.revoked_at)}; nothing changed")
     return 0
 
 
 async def _audit(services: Services, args: argparse.Namespace) -> int:
-    events, _ = await services.audit.list_events(
-        OPERATOR, event_type=args.event_type, limit=args.limit, cursor=None
+    events, next_cursor = await services.audit.list_events(
+        OPERATOR, event_type=args.event_type, limit=args.limit, cursor=args.cursor
     )
-    for event in events:
-        if args.json:
-            print(json.dumps(event.to_dict()))
-        else:
-            d = event.to_dict()
-            payload = json.dumps(d["payload"], sort_keys=True)
-            print(f"{d['createdAt']}\t{d['type']}\t{d['agentId'] or '-'}\t{payload}")
+    if args.json:
+        for event in events:
+            _print_json(event.to_dict())
+    else:
+        names = {a.id: a.name for a in await services.agents.list_agents(OPERATOR)}
+        _print_table(
+            ("TIME", "TYPE", "AGENT", "PAYLOAD"),
+            [
+                (
+                    _when(e.created_at),
+                    e.type,
+                    "-" if e.agent_id is None else names.get(e.agent_id, str(e.agent_id)),
+                    json.dumps(e.payload, sort_keys=True),
+                )
+                for e in events
+            ],
+        )
+    if next_cursor is not None:
+        _note(f"more events: repeat the command with --cursor {next_cursor}", priority=5)
     return 0
 
 
@@ -225,8 +478,6 @@ SEED_ROOMS = (
 
 async def _seed(services: Services, args: argparse.Namespace) -> int:
     """Create what is missing; issue a token only for agents created now, and print it."""
-    from agenthub.errors import NotFound
-
     ids: dict[str, Any] = {}
     created_tokens: list[tuple[str, str]] = []
     for name, display, role in SEED_AGENTS:
@@ -248,10 +499,13 @@ async def _seed(services: Services, args: argparse.Namespace) -> int:
             )
         for member in members:
             await services.rooms.add_member(OPERATOR, room.id, ids[member].id)
-    for name, token in created_tokens:
-        print(f"{name}\t{token}")
     if not created_tokens:
-        print("seed: nothing new (agents and rooms already exist)", file=sys.stderr)
+        _note("seed: nothing new (agents and rooms already exist)", priority=5)
+    elif args.json:
+        for name, token in created_tokens:
+            _print_json({"agent": name, "token": token})
+    else:
+        _print_table(("AGENT", "TOKEN"), created_tokens)
     return 0
 
 
@@ -261,6 +515,7 @@ _ASYNC_COMMANDS: dict[str, Callable[[Services, argparse.Namespace], Awaitable[in
     "agent disable": _agent_set_disabled,
     "agent enable": _agent_set_disabled,
     "token issue": _token_issue,
+    "token list": _token_list,
     "token revoke": _token_revoke,
     "audit": _audit,
     "seed": _seed,

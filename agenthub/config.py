@@ -1,12 +1,15 @@
 """Settings read from environment variables and validated once, at start.
 
-An invalid value stops the process with one line naming the variable and exit
+Invalid values stop the process with one line per bad variable, naming it, and exit
 status 78 (EX_CONFIG), so systemd's RestartPreventExitStatus=78 stops a restart loop.
+An unknown variable that looks like a misspelt setting (``JWT_TTL``) is only warned about.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -18,9 +21,24 @@ EX_CONFIG = 78
 
 SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password", "metrics_token"})
 
+# Variables that used to mean something: accepted whatever their value, ignored, and warned
+# about at start (a config file written for an older version must not stop the service).
+DEPRECATED_SETTINGS = {
+    "SOCKET_REVALIDATE_SECONDS": (
+        "live sockets learn of revocations through PostgreSQL notifications now"
+        " (docs/CONFIG.md); remove it"
+    ),
+}
+
+log = logging.getLogger("agenthub.config")
+
 
 class ConfigError(Exception):
-    """A setting is missing or invalid; the message names the variable."""
+    """Settings are missing or invalid: one line per problem, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = [f"invalid configuration: {problem}" for problem in problems]
+        super().__init__("\n".join(self.problems))
 
 
 def _parse_bool(value: str) -> bool:
@@ -119,7 +137,9 @@ class SettingsSchema(Schema):
         load_default=60, validate=validate.Range(min=1, max=1_000_000)
     )
     PRESENCE_TIMEOUT_SECONDS = mf.Integer(load_default=30, validate=validate.Range(min=3, max=3600))
-    SOCKET_REVALIDATE_SECONDS = mf.Integer(load_default=5, validate=validate.Range(min=1, max=300))
+    SOCKET_MAX_BUFFER_BYTES = mf.Integer(
+        load_default=4 * 1_048_576, validate=validate.Range(min=65_536, max=1024 * 1_048_576)
+    )
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -158,7 +178,7 @@ class Settings:
     socket_burst: int
     socket_flood_disconnect_after: int
     presence_timeout_seconds: int
-    socket_revalidate_seconds: int
+    socket_max_buffer_bytes: int
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""
@@ -210,19 +230,49 @@ def _quote_dsn(value: str) -> str:
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Validate ``environ``; raise ConfigError naming the first bad variable."""
-    relevant = {key: value for key, value in environ.items() if key in SettingsSchema().fields}
+    """Validate ``environ``; raise ConfigError naming every bad variable."""
+    schema = SettingsSchema()
+    relevant = {key: value for key, value in environ.items() if key in schema.fields}
     try:
-        loaded: dict[str, Any] = SettingsSchema().load(relevant)
+        loaded: dict[str, Any] = schema.load(relevant)
     except ValidationError as exc:
         messages = exc.normalized_messages()  # type: ignore[no-untyped-call]
         assert isinstance(messages, dict)
-        name = sorted(messages)[0]
-        problem = messages[name]
-        text = "; ".join(problem) if isinstance(problem, list) else str(problem)
-        if name == "JWT_SECRET" and "Missing data" in text:
-            text = "is required (try: openssl rand -hex 32)"
-        raise ConfigError(f"invalid configuration: {name}: {text}") from None
+        raise ConfigError(
+            [_problem(name, messages[name]) for name in schema.fields if name in messages]
+        ) from None
+    for name, why in DEPRECATED_SETTINGS.items():
+        if name in environ:
+            log.warning("%s is deprecated and ignored: %s", name, why)
     if loaded["PAGE_SIZE_DEFAULT"] > loaded["PAGE_SIZE_MAX"]:
-        raise ConfigError("invalid configuration: PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX")
+        raise ConfigError(["PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX"])
     return Settings(**{key.lower(): value for key, value in loaded.items()})
+
+
+def _problem(name: str, problem: Any) -> str:
+    text = "; ".join(problem) if isinstance(problem, list) else str(problem)
+    if name == "JWT_SECRET" and "Missing data" in text:
+        text = "is required (try: openssl rand -hex 32)"
+    return f"{name}: {text}"
+
+
+# Unknown variables starting with one of these are checked for misspelt setting names.
+# AGENTHUB_ is ours too, though no setting carries it: AGENTHUB_PORT most likely means PORT.
+_OWN_PREFIX = "AGENTHUB_"
+_SIMILAR_ENOUGH = 0.6  # difflib ratio: JWT_TTL ~ JWT_TTL_SECONDS is 0.64
+
+
+def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
+    """One warning per unknown variable that looks like a misspelt setting (never an error:
+    the environment holds other programs' variables too)."""
+    known = list(SettingsSchema().fields)
+    prefixes = {_OWN_PREFIX} | {name.split("_", 1)[0] + "_" for name in known if "_" in name}
+    warnings = []
+    for name in sorted(environ):
+        if name in known or name in DEPRECATED_SETTINGS or not name.startswith(tuple(prefixes)):
+            continue
+        meant = name.removeprefix(_OWN_PREFIX) or name
+        matches = difflib.get_close_matches(meant, known, n=1, cutoff=_SIMILAR_ENOUGH)
+        if matches:
+            warnings.append(f"{name} is not a setting; did you mean {matches[0]}?")
+    return warnings

@@ -1,21 +1,45 @@
 """Errors the service layer raises; each maps to one HTTP status and one JSON error code.
 
 REST handlers and socket acks render them the same way: ``{"code", "message", "details"}``.
+``details`` has one shape everywhere (docs/adr/0003-error-format.md): an object whose keys name
+an input (a field, a query parameter, a header) and whose values are lists of messages, except
+for the few documented numbers (``limit``, ``retryAfter``), which stay numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+Details = dict[str, list[str] | int]
+
+
+def normalize_details(raw: Mapping[Any, Any]) -> Details:
+    """Messages become lists of strings (one message is a list of one); nested mappings (as
+    marshmallow reports list items) flatten to dotted keys; integers stay integers."""
+    out: Details = {}
+    pending: list[tuple[str, Any]] = [(str(k), v) for k, v in raw.items()]
+    while pending:
+        key, value = pending.pop(0)
+        if isinstance(value, Mapping):
+            pending.extend((f"{key}.{k}", v) for k, v in value.items())
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, list | tuple):
+            out[key] = [str(item) for item in value]
+        else:
+            out[key] = [str(value)]
+    return out
 
 
 class AppError(Exception):
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.details = details or {}
+        self.details = normalize_details(details or {})
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -44,6 +68,11 @@ class NotFound(AppError):
     code = "not_found"
 
 
+class MethodNotAllowed(AppError):
+    status = 405
+    code = "method_not_allowed"
+
+
 class Conflict(AppError):
     status = 409
     code = "conflict"
@@ -54,6 +83,11 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class UriTooLong(AppError):
+    status = 414
+    code = "uri_too_long"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"
@@ -61,6 +95,11 @@ class RateLimited(AppError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message, {"retryAfter": max(1, round(retry_after))})
         self.retry_after = max(1, round(retry_after))
+
+
+class HeadersTooLarge(AppError):
+    status = 431
+    code = "headers_too_large"
 
 
 class Unavailable(AppError):

@@ -1,7 +1,9 @@
-"""In-process notifications from services to whoever listens (the socket layer).
+"""In-process notifications from services to whoever listens (the socket layer, metrics).
 
 Services publish after their transaction commits, so a listener never sees an event
-for something that was rolled back.
+for something that was rolled back. A posted message takes its own path: the post reserves a
+slot before its insert and completes it after the commit (``EventBus.reserve``); the bus then
+publishes ``MessagePosted`` in seq order per room, in the background (``agenthub.ordering``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agenthub.models import Message
+from agenthub.ordering import PostSlot, RoomOrder
 
 log = logging.getLogger("agenthub.events")
 
@@ -44,16 +47,39 @@ class AgentDisabled:
     agent_id: uuid.UUID
 
 
-Event = MessagePosted | MemberAdded | MemberRemoved | TokenRevoked | AgentDisabled
+@dataclass(frozen=True)
+class SessionsStale:
+    """Revocations may have been missed (the notification listener was down, or someone
+    announced a change made by hand): every live session must be re-checked in the database."""
+
+
+Event = MessagePosted | MemberAdded | MemberRemoved | TokenRevoked | AgentDisabled | SessionsStale
 Listener = Callable[[Event], Awaitable[None]]
 
 
 class EventBus:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._posts = RoomOrder(self._posted)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def reserve(self, room_id: uuid.UUID) -> PostSlot:
+        """Take a slot for a post into ``room_id`` right before its insert; complete it with
+        the stored message after the commit (or with nothing). Listeners then get
+        ``MessagePosted`` in the room's seq order; the poster does not wait for them."""
+        return self._posts.reserve(room_id)
+
+    def posts_in_flight(self) -> int:
+        return self._posts.in_flight()
+
+    async def settle(self) -> None:
+        """Wait until every completed post has been published (used when shutting down)."""
+        await self._posts.settle()
+
+    async def _posted(self, message: Message) -> None:
+        await self.publish(MessagePosted(message=message))
 
     async def publish(self, event: Event) -> None:
         for listener in self._listeners:

@@ -44,10 +44,9 @@ def db_operation(sql: str) -> str:
 class Metrics:
     """All of AgentHub's metrics on one registry.
 
-    The socket layer calls ``socket_connected``/``socket_disconnected`` (or binds live counts
-    with ``track_presence``), ``set_rooms_active`` and ``observe_ws``; the HTTP access-log hook
-    calls ``observe_http``; the database calls ``observe_db_query``; the event bus calls
-    ``on_event``.
+    The socket layer binds the live counts with ``track_presence`` and calls ``observe_ws``;
+    the HTTP access-log hook calls ``observe_http``; the database calls ``observe_db_query``;
+    the event bus calls ``on_event``.
     """
 
     def __init__(self, *, process_collectors: bool = True) -> None:
@@ -89,6 +88,11 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self.slow_consumer_disconnects = Counter(
+            "agenthub_websocket_slow_consumer_disconnects",
+            "Sockets disconnected because more than SOCKET_MAX_BUFFER_BYTES waited to be sent.",
+            registry=r,
+        )
         self.db_duration = Histogram(
             "agenthub_db_query_duration_seconds",
             "Time to execute one SQL statement, by SQL verb.",
@@ -96,7 +100,12 @@ class Metrics:
             buckets=_DB_BUCKETS,
             registry=r,
         )
-        self._connected_sockets: dict[str, int] = {}
+        self.auth_listener_up = Gauge(
+            "agenthub_auth_listener_up",
+            "1 while this process listens for revocations (PostgreSQL LISTEN); 0 while every"
+            " request re-checks its session in the database instead.",
+            registry=r,
+        )
 
     # --- HTTP and database ------------------------------------------------------------------
 
@@ -108,6 +117,9 @@ class Metrics:
     def observe_db_query(self, operation: str, seconds: float) -> None:
         """``Database``'s ``observe`` callback: ``operation`` is the statement's first word."""
         self.db_duration.labels(db_operation(operation)).observe(seconds)
+
+    def set_auth_listener_up(self, up: bool) -> None:
+        self.auth_listener_up.set(1 if up else 0)
 
     # --- messages ------------------------------------------------------------------------------
 
@@ -121,26 +133,6 @@ class Metrics:
 
     # --- sockets -------------------------------------------------------------------------------
 
-    def socket_connected(self, agent_id: str) -> None:
-        """One more socket for ``agent_id``; the gauge counts agents, not sockets."""
-        count = self._connected_sockets.get(agent_id, 0) + 1
-        self._connected_sockets[agent_id] = count
-        self.agents_connected.set(len(self._connected_sockets))
-
-    def socket_disconnected(self, agent_id: str) -> None:
-        count = self._connected_sockets.get(agent_id, 0) - 1
-        if count > 0:
-            self._connected_sockets[agent_id] = count
-        else:
-            self._connected_sockets.pop(agent_id, None)
-        self.agents_connected.set(len(self._connected_sockets))
-
-    def set_agents_connected(self, count: int) -> None:
-        self.agents_connected.set(count)
-
-    def set_rooms_active(self, count: int) -> None:
-        self.rooms_active.set(count)
-
     def track_presence(self, agents: Callable[[], float], rooms: Callable[[], float]) -> None:
         """Read both gauges from the presence tracker at scrape time (they cannot drift)."""
         self.agents_connected.set_function(agents)
@@ -148,6 +140,9 @@ class Metrics:
 
     def observe_ws(self, event: str, seconds: float) -> None:
         self.ws_latency.labels(event).observe(seconds)
+
+    def slow_consumer_disconnected(self) -> None:
+        self.slow_consumer_disconnects.inc()
 
     # --- exposition ----------------------------------------------------------------------------
 

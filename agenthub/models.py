@@ -1,4 +1,4 @@
-"""The objects services return; ``to_dict`` is the one wire form for REST and sockets."""
+"""The objects services return; ``to_dict`` is their wire form (``agenthub.wire``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from agenthub import wire
 from agenthub.store.db import Row
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+from agenthub.wire import iso as iso  # re-exported: the socket layer writes timestamps with it
 
 
 @dataclass(frozen=True)
@@ -35,14 +33,7 @@ class Agent:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "name": self.name,
-            "displayName": self.display_name,
-            "role": self.role,
-            "disabled": self.disabled,
-            "createdAt": iso(self.created_at),
-        }
+        return wire.AGENT.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -66,14 +57,7 @@ class TokenInfo:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "prefix": self.prefix,
-            "agentId": str(self.agent_id),
-            "createdAt": iso(self.created_at),
-            "expiresAt": iso(self.expires_at),
-            "revokedAt": iso(self.revoked_at),
-            "lastUsedAt": iso(self.last_used_at),
-        }
+        return wire.TOKEN_INFO.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -84,12 +68,7 @@ class IssuedToken:
     expires_at: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "prefix": self.prefix,
-            "agentId": str(self.agent_id),
-            "expiresAt": iso(self.expires_at),
-        }
+        return wire.ISSUED_TOKEN.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -99,11 +78,7 @@ class SessionToken:
     agent: Agent
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "token": self.token,
-            "expiresAt": iso(self.expires_at),
-            "agent": self.agent.to_dict(),
-        }
+        return wire.SESSION.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -131,16 +106,7 @@ class Room:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "slug": self.slug,
-            "name": self.name,
-            "visibility": self.visibility,
-            "createdBy": None if self.created_by is None else str(self.created_by),
-            "lastSeq": self.last_seq,
-            "createdAt": iso(self.created_at),
-            "member": self.member,
-        }
+        return wire.ROOM.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -163,14 +129,7 @@ class Member:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "agentId": str(self.agent_id),
-            "name": self.name,
-            "displayName": self.display_name,
-            "role": self.role,
-            "joinedAt": iso(self.joined_at),
-            "online": self.online,
-        }
+        return wire.MEMBER.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -196,15 +155,7 @@ class Message:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "roomId": str(self.room_id),
-            "seq": self.seq,
-            "senderId": str(self.sender_id),
-            "body": self.body,
-            "clientMsgId": self.client_msg_id,
-            "createdAt": iso(self.created_at),
-        }
+        return wire.MESSAGE.serialize(self)
 
 
 @dataclass(frozen=True)
@@ -226,10 +177,4 @@ class AuditEvent:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "type": self.type,
-            "agentId": None if self.agent_id is None else str(self.agent_id),
-            "payload": self.payload,
-            "createdAt": iso(self.created_at),
-        }
+        return wire.AUDIT_EVENT.serialize(self)

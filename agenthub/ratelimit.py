@@ -3,7 +3,7 @@ or API-token prefix.
 
 A bucket holds ``per_minute`` tokens and refills at ``per_minute / 60`` per second, so a client
 may burst up to its whole minute's allowance and then proceeds at the steady rate. State is per
-process (one AgentHub process per host, DESIGN §1); a restart forgets it.
+process (one AgentHub process per host, docs/ARCHITECTURE.md §1); a restart forgets it.
 Memory is bounded: idle buckets (full again) are dropped, and past ``max_keys`` the least
 recently used key is evicted.
 """

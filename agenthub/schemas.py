@@ -1,6 +1,9 @@
 """Request shapes shared by REST handlers and socket events. Unknown fields are rejected.
 
-These check types and presence; the services check the rules (slugs, limits, access).
+These check types and presence; the services check the rules (slugs, limits, access). One rule
+holds for every string in every payload, whatever its schema: it must be valid Unicode, so a
+lone UTF-16 surrogate (which JSON's ``\\ud800`` escapes can produce) never reaches a service or
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -70,10 +73,51 @@ class SyncRoomEvent(_Strict):
     limit = fields.Integer(load_default=None, strict=True)
 
 
+LONE_SURROGATE = "Not valid Unicode: contains a lone UTF-16 surrogate (U+D800 to U+DFFF)."
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True  # the only str that UTF-8 cannot encode holds a lone surrogate
+    return False
+
+
+def _printable(name: str) -> str:
+    """A field name fit to be echoed in ``details`` (its surrogates escaped)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def fields_with_surrogates(data: dict[Any, Any]) -> list[str]:
+    """The top-level keys whose name or value (at any depth) holds a lone surrogate.
+
+    Iterative, so a deeply nested payload cannot exhaust the stack here."""
+    bad: list[str] = []
+    for key, value in data.items():
+        name = str(key)
+        pending: list[Any] = [name, value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str):
+                if _has_surrogate(item):
+                    bad.append(_printable(name))
+                    break
+            elif isinstance(item, dict):
+                pending.extend(item.keys())
+                pending.extend(item.values())
+            elif isinstance(item, list | tuple):
+                pending.extend(item)
+    return bad
+
+
 def load(schema: type[Schema], data: Any) -> dict[str, Any]:
     """Validate ``data`` against ``schema``; ValidationFailed carries field messages."""
     if not isinstance(data, dict):
         raise ValidationFailed("request body must be a JSON object", {"body": "expected object"})
+    bad = fields_with_surrogates(data)
+    if bad:
+        raise ValidationFailed("request validation failed", {name: LONE_SURROGATE for name in bad})
     try:
         result: dict[str, Any] = schema().load(data)
     except ValidationError as exc:

@@ -60,6 +60,8 @@ def database() -> Iterator[TestDatabase]:
         }
     )
     env.pop("JOURNAL_STREAM", None)
+    # The suite's own variable, not a setting: the CLI would warn that it looks like POSTGRES_DB.
+    env.pop("POSTGRES_ADMIN_DB", None)
     db = TestDatabase(name, env)
     subprocess.run([AGENTHUB, "migrate"], env=env, check=True, capture_output=True)
     try:
@@ -92,8 +94,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(env: dict[str, str], log_path: Path, wait_ready: bool = True) -> Server:
-    port = free_port()
+def start_server(
+    env: dict[str, str], log_path: Path, wait_ready: bool = True, port: int | None = None
+) -> Server:
+    port = port or free_port()
     env = dict(env, PORT=str(port), HOST="127.0.0.1")
     log_file = log_path.open("wb")
     proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log_file, stderr=log_file)
@@ -151,7 +155,7 @@ def login(server: Server, api_token: str) -> str:
 def admin(server: Server) -> AgentCtx:
     """An admin bootstrapped the way ops do it: with the CLI on the host."""
     name = f"admin-{secrets.token_hex(3)}"
-    created = run_cli(server.env, "agent", "create", "--name", name, "--role", "admin")
+    created = run_cli(server.env, "agent", "create", "--name", name, "--role", "admin", "--json")
     agent_id = __import__("json").loads(created.stdout)["id"]
     token = run_cli(server.env, "token", "issue", "--agent", name).stdout.strip()
     jwt = login(server, token)

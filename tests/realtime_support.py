@@ -4,7 +4,13 @@ and the documented catch-up recipe (docs/API.md, "Real time") as a small client 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
+import os
+import socket
+import struct
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -250,3 +256,114 @@ class CatchUpClient:
     async def close(self) -> None:
         if self.socket is not None:
             await self.socket.close()
+
+
+class RawSocket:
+    """An engine.io v4 websocket spoken by hand, for clients that misbehave on purpose: raw
+    socket.io packets, a client that never reads, one that leaves mid-handshake. Frames are
+    read only when asked for (``recv``), so a client that stops calling it stops reading."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.opened: dict[str, Any] = {}
+
+    @classmethod
+    async def open(cls, base_url: str, *, receive_buffer: int | None = None) -> RawSocket:
+        """Connect and read engine.io's OPEN packet. ``receive_buffer`` shrinks SO_RCVBUF
+        (set before connecting, so the TCP window is small from the start)."""
+        url = urllib.parse.urlsplit(base_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        # A small stream buffer too: once it is full, asyncio stops reading the socket.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        raw = cls(reader, writer)
+        opened = await raw.recv()
+        assert opened.startswith("0"), opened
+        raw.opened = json.loads(opened[1:])
+        return raw
+
+    async def send(self, text: str) -> None:
+        """One masked text frame (a client must mask)."""
+        data = text.encode()
+        mask = os.urandom(4)
+        if len(data) < 126:
+            head = struct.pack("!BB", 0x81, 0x80 | len(data))
+        elif len(data) < 65536:
+            head = struct.pack("!BBH", 0x81, 0x80 | 126, len(data))
+        else:
+            head = struct.pack("!BBQ", 0x81, 0x80 | 127, len(data))
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.writer.write(head + mask + masked)
+        await self.writer.drain()
+
+    async def recv(self) -> str:
+        """The next text frame; EOFError when the server closed the connection."""
+        while True:
+            try:
+                first, second = await self.reader.readexactly(2)
+                length = second & 0x7F
+                if length == 126:
+                    (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+                elif length == 127:
+                    (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+                payload = await self.reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                raise EOFError("connection closed") from exc
+            opcode = first & 0x0F
+            if opcode == 0x8:
+                raise EOFError("close frame")
+            if opcode == 0x1:
+                return payload.decode()
+
+    async def recv_packet(self) -> str:
+        """The next engine.io packet that is not a ping (pings are answered)."""
+        while True:
+            packet = await self.recv()
+            if packet == "2":
+                await self.send("3")
+                continue
+            return packet
+
+    async def join(self, token: str) -> str:
+        """socket.io CONNECT to /agents; the answer packet (``40/agents,…`` or ``44…``)."""
+        await self.send("40" + NAMESPACE + "," + json.dumps({"token": token}))
+        while True:
+            packet = await self.recv_packet()
+            if packet.startswith(("40" + NAMESPACE, "44" + NAMESPACE)):
+                return packet
+
+    async def ack_of(self, ack_id: int, within: float = WAIT) -> Any:
+        """Read until the ack ``ack_id`` arrives; its argument."""
+        prefix = f"43{NAMESPACE},{ack_id}"
+
+        async def wait() -> Any:
+            while True:
+                packet = await self.recv_packet()
+                if packet.startswith(prefix):
+                    return json.loads(packet[len(prefix) :])[0]
+
+        return await asyncio.wait_for(wait(), within)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close handshake."""
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()

@@ -1,16 +1,18 @@
-"""The base handler: JSON in and out, bearer auth, the error format, the body limit."""
+"""The base handler: JSON in and out, bearer auth, the error format, the body limit, and a
+connection that stays usable after a refused request."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 import uuid
 from http import HTTPStatus
 from typing import Any
 
 import tornado.web
 from marshmallow import Schema
-from tornado.http1connection import HTTP1Connection
 
 from agenthub import schemas
 from agenthub.actors import Principal
@@ -19,6 +21,8 @@ from agenthub.auth import jwt_tokens
 from agenthub.errors import (
     AppError,
     Forbidden,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
@@ -42,25 +46,50 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
+# A refused request's body (an oversized one included) is read and discarded before the answer
+# while it stays under DRAIN_FACTOR x MAX_REQUEST_BYTES, so the connection stays usable; past
+# that the answer goes at once, with "Connection: close" (docs/API.md, "HTTP limits").
+DRAIN_FACTOR = 4
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
 
 
 @tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Bodies are streamed so an oversized request gets a JSON 413, not a dropped socket."""
+    """Bodies are streamed so an oversized request gets a JSON 413, not a dropped socket.
+
+    Tornado closes a connection whose request was answered before its body was read, and it
+    decides so after the response headers are out, so they never say ``Connection: close``
+    (``HTTP1Connection.finish``); a client reusing the connection then fails. So ``prepare``
+    (origin, rate, method, size, authentication) does not answer a refusal at once: the body is
+    read and discarded first, then the refusal is the answer, and the connection is kept.
+    Only when that cannot be done (a body past the drain cap, ``Expect: 100-continue``) is the
+    refusal answered at once, saying ``Connection: close``.
+    """
 
     route = "unmatched"
     auth_required = True
-    # Limits, CORS and metrics; None only for a handler built outside agenthub.app.
-    guards: HttpGuards | None = None
+    # RequestHandler.__init__ runs clear(), hence set_default_headers(), before initialize().
+    _initialized = False
+    # prepare() has let the request through (or deferred its refusal until after the body).
+    _admitted = False
+    # Answered before the body was read, after prepare(): tornado closes the connection.
+    _close_after_reply = False
+    # The bearer JWT, verified once per request (or why it was refused); see _session_claims.
+    _claims: jwt_tokens.Claims | Unauthorized | None = None
 
-    def initialize(self, services: Services, guards: HttpGuards | None = None) -> None:
+    def initialize(self, services: Services, guards: HttpGuards) -> None:
         self.services = services
         self.settings_ = services.settings
         self.guards = guards
         self.principal: Principal | None = None
         self._body = bytearray()
-        self._body_overflow = False
+        self._received = 0
+        self._refusal: AppError | None = None
+        self._initialized = True
         self._apply_cors()
 
     @classmethod
@@ -78,11 +107,15 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        if not self._initialized:
+            return
         self._apply_cors()  # again after clear(): error responses keep their CORS headers
+        if self._close_after_reply or not self._admitted:
+            # An error answered before the request's body was read: tornado will close the
+            # connection, and HTTP/1.1 wants the response to say so.
+            self.set_header("Connection", "close")
 
     def _apply_cors(self) -> None:
-        if self.guards is None:
-            return
         self.set_header("Vary", "Origin")
         origin = self.request.headers.get("Origin")
         if origin is not None and self.guards.cors.allows(origin):
@@ -93,11 +126,11 @@ class BaseHandler(tornado.web.RequestHandler):
         """Before any work: refuse a browser origin outside ALLOWED_ORIGINS, then charge the
         request to its agent (a JWT with a valid signature) or else to its client address.
         Only the signature is checked here (no database), so a refused request costs nothing."""
-        if self.guards is None:
-            return
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.guards.cors.allows(origin):
-            raise Forbidden("origin not allowed", {"origin": origin[:200]})
+            raise Forbidden(
+                "origin not allowed", {"origin": f"not in ALLOWED_ORIGINS: {origin[:200]}"}
+            )
         if self.auth_required and self.request.method != "OPTIONS":
             agent_id = self._signed_agent_id()
             if agent_id is not None:
@@ -106,39 +139,94 @@ class BaseHandler(tornado.web.RequestHandler):
         self.guards.requests.check_address(self.request.remote_ip or "unknown")
 
     def _signed_agent_id(self) -> str | None:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            return None
         try:
-            claims = jwt_tokens.decode(self.settings_.jwt_secret, credential.strip())
-        except jwt_tokens.InvalidSession:
+            return str(self._session_claims().agent_id)
+        except Unauthorized:
             return None
-        return str(claims.agent_id)
+
+    def _session_claims(self) -> jwt_tokens.Claims:
+        """The bearer JWT's claims, its signature, algorithm and expiry checked: the header is
+        parsed and the JWT decoded once per request, whoever asks first (the rate limit)."""
+        if self._claims is None:
+            try:
+                self._claims = self.services.sessions.verify(self.bearer_credential())
+            except Unauthorized as exc:
+                self._claims = exc
+        if isinstance(self._claims, Unauthorized):
+            raise self._claims
+        return self._claims
 
     async def prepare(self) -> None:
+        # data_received counts the body and answers a JSON 413; tornado's own limit would
+        # answer first, with a bare "400 Bad Request". (Looked up by name: the connection may
+        # be a wrapper around tornado's HTTP1Connection, e.g. the shutdown drain's.)
+        set_max_body_size = getattr(self.request.connection, "set_max_body_size", None)
+        if set_max_body_size is not None:
+            set_max_body_size(sys.maxsize)
+        try:
+            await self.admit()
+        except AppError as refusal:
+            if not self._body_can_be_drained():
+                raise  # answered now, with "Connection: close"
+            self._refuse_after_body(refusal)
+        self._admitted = True
+
+    async def admit(self) -> None:
+        """Let the request through or raise its refusal, before the body is read: the checks
+        cost no database query except authentication, which comes last."""
         self._check_origin_and_rate()
         if self.request.method not in (*self.methods(), "OPTIONS"):
-            raise tornado.web.HTTPError(405)  # before auth: the route has no such method
-        limit = self.settings_.max_request_bytes
-        length = self.request.headers.get("Content-Length")
-        if length is not None:
-            try:
-                too_big = int(length) > limit
-            except ValueError:
-                raise ValidationFailed("invalid Content-Length header") from None
-            if too_big and self.request.method in _BODY_METHODS and int(length) <= limit * 4:
-                # Read and discard it, then json_body answers 413: rejecting now makes tornado
-                # close with unread input, and the client gets a reset instead of the 413.
-                self._body_overflow = True
-            elif too_big:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
-        # Stop reading a chunked upload that runs far past the limit.
-        connection = self.request.connection
-        if isinstance(connection, HTTP1Connection):
-            connection.set_max_body_size(limit * 4)
+            # Before auth: the route has no such method.
+            allowed = ", ".join([*self.methods(), "OPTIONS"])
+            raise MethodNotAllowed(f"{self.request.method} is not allowed here; use {allowed}")
+        self._check_framing()
         if self.auth_required and self.request.method != "OPTIONS":
             self.principal = await self.authenticate()
+
+    def _check_framing(self) -> None:
+        """Refuse what tornado would refuse while reading the body (it would answer a bare
+        400), and a declared body over the limit."""
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        encoding = headers.get("Transfer-Encoding")
+        if encoding is not None and (length is not None or encoding.lower() != "chunked"):
+            raise ValidationFailed(
+                "unsupported request framing",
+                {"Transfer-Encoding": "only chunked, and never with Content-Length"},
+            )
+        if length is None:
+            return
+        if not _DIGITS.fullmatch(length):
+            raise ValidationFailed(
+                "invalid Content-Length header", {"Content-Length": "not a decimal integer"}
+            )
+        if int(length) > self.settings_.max_request_bytes:
+            raise too_large(self.settings_.max_request_bytes)
+
+    def _body_can_be_drained(self) -> bool:
+        """Whether a refused request's body can be read (and discarded) before the answer."""
+        headers = self.request.headers
+        if headers.get("Expect", "").lower() == "100-continue":
+            return False  # the client sends the body only once told to: the refusal is final
+        encoding = headers.get("Transfer-Encoding")
+        length = headers.get("Content-Length")
+        if encoding is not None:
+            return length is None and encoding.lower() == "chunked"  # counted as it arrives
+        if length is None:
+            return True  # no body
+        drain = self.settings_.max_request_bytes * DRAIN_FACTOR
+        return _DIGITS.fullmatch(length) is not None and int(length) <= drain
+
+    def _refuse_after_body(self, refusal: AppError) -> None:
+        self._refusal = refusal
+        self._body = bytearray()
+        # Tornado calls the method the request names once the body is in, with no hook in
+        # between: for this request, the refusal takes that method's place.
+        setattr(self, (self.request.method or "get").lower(), self._answer_refusal)
+
+    async def _answer_refusal(self, *args: str, **kwargs: str) -> None:
+        assert self._refusal is not None
+        raise self._refusal
 
     async def options(self, *args: str) -> None:
         """CORS preflight (the origin was checked in ``prepare``) or a plain OPTIONS."""
@@ -151,18 +239,20 @@ class BaseHandler(tornado.web.RequestHandler):
         self.reply(204, None)
 
     def data_received(self, chunk: bytes) -> None:
-        if len(self._body) + len(chunk) > self.settings_.max_request_bytes:
-            self._body_overflow = True
-            return
-        self._body.extend(chunk)
+        self._received += len(chunk)
+        limit = self.settings_.max_request_bytes
+        if self._refusal is None and self._received > limit:
+            self._refuse_after_body(too_large(limit))
+        if self._refusal is None:
+            self._body.extend(chunk)
+        elif self._received > limit * DRAIN_FACTOR and not self._finished:
+            # Past the drain cap (a chunked upload that goes on): answer now; tornado stops
+            # handing over the body and closes the connection once the answer is written.
+            self._close_after_reply = True
+            self._render_app_error(self._refusal)
 
     async def authenticate(self) -> Principal:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            raise Unauthorized("missing bearer token")
-        principal, _claims = await self.services.sessions.authenticate(credential.strip())
-        return principal
+        return await self.services.sessions.principal_for(self._session_claims())
 
     def bearer_credential(self) -> str:
         header = self.request.headers.get("Authorization", "")
@@ -176,9 +266,6 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.principal
 
     def json_body(self, schema: type[Schema]) -> dict[str, Any]:
-        if self._body_overflow:
-            limit = self.settings_.max_request_bytes
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes", {"limit": limit})
         # Content-Type is not enforced: `curl -d` labels JSON as a form by default, and
         # shell agents are first-class users. The body itself must be JSON.
         raw = bytes(self._body)
@@ -191,6 +278,10 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise ValidationFailed(
                     "request body is not valid JSON", {"body": str(exc)[:200]}
                 ) from None
+            except RecursionError:
+                raise ValidationFailed(
+                    "request body is nested too deeply", {"body": "JSON nested too deeply"}
+                ) from None
         return schemas.load(schema, data)
 
     def reply(self, status: int, payload: dict[str, Any] | list[Any] | None) -> None:
@@ -202,6 +293,17 @@ class BaseHandler(tornado.web.RequestHandler):
             self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
     # --- parameters -----------------------------------------------------------------------
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Query parameters and path segments, as UTF-8 (tornado's own refusal is a bare 400)."""
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            if name is None:
+                # A path segment, decoded before prepare(): every one is an id or a token
+                # prefix, which this is not; the handler refuses it as such, after the body.
+                return value.decode("utf-8", "replace")
+            raise ValidationFailed(f"invalid {name}", {name: "not valid UTF-8"}) from None
 
     def path_uuid(self, value: str, name: str = "id") -> uuid.UUID:
         try:
@@ -251,6 +353,8 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", challenge)
         if isinstance(e, RateLimited):
             self.set_header("Retry-After", str(e.retry_after))
+        if isinstance(e, MethodNotAllowed):  # RFC 9110: say which methods the resource supports
+            self.set_header("Allow", ", ".join([*self.methods(), "OPTIONS"]))
         self.finish(json.dumps({"error": e.to_dict()}, separators=(",", ":")))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -288,6 +392,6 @@ class NotFoundHandler(BaseHandler):
     auth_required = False
     route = "unmatched"
 
-    async def prepare(self) -> None:
+    async def admit(self) -> None:
         self._check_origin_and_rate()
-        raise tornado.web.HTTPError(404, "no such route")
+        raise NotFound("no such route")

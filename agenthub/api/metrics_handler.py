@@ -19,7 +19,6 @@ class MetricsHandler(BaseHandler):
     auth_required = False
 
     async def get(self) -> None:
-        assert self.guards is not None, "MetricsHandler needs the application's guards"
         expected = self.guards.metrics_token
         if expected:
             header = self.request.headers.get("Authorization", "")

@@ -38,7 +38,17 @@ def _regex(route: str) -> str:
 
 
 def url_specs(
-    services: Any, guards: HttpGuards | None = None
+    services: Any, guards: HttpGuards
 ) -> list[tuple[str, type[BaseHandler], dict[str, Any]]]:
+    """The table for tornado. The OpenAPI document is built here, once, from this table: a
+    route without a documented operation stops the server from starting."""
     args = {"services": services, "guards": guards}
-    return [(_regex(h.route), h, args) for h in HANDLERS]
+    document = openapi.build_document(services.settings, HANDLERS)
+    return [
+        (
+            _regex(h.route),
+            h,
+            {**args, "document": document} if h is openapi.OpenApiHandler else args,
+        )
+        for h in HANDLERS
+    ]

@@ -10,8 +10,8 @@ import tornado.web
 
 from agenthub.config import Settings
 from agenthub.metrics import Metrics
-from agenthub.ratelimit import LoginLimits, RequestLimits
-from agenthub.realtime.origins import OriginPolicy
+from agenthub.origins import OriginPolicy
+from agenthub.ratelimit import RequestLimits
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'",
@@ -62,7 +62,6 @@ class HttpGuards:
 
     cors: CorsPolicy
     requests: RequestLimits
-    logins: LoginLimits
     metrics: Metrics
     metrics_token: str
 
@@ -72,10 +71,6 @@ class HttpGuards:
             cors=CorsPolicy(settings.allowed_origins),
             requests=RequestLimits(
                 settings.rate_limit_anonymous_per_minute, settings.rate_limit_agent_per_minute
-            ),
-            logins=LoginLimits(
-                settings.rate_limit_login_failures_per_address,
-                settings.rate_limit_login_failures_per_prefix,
             ),
             metrics=metrics,
             metrics_token=settings.metrics_token,

@@ -28,7 +28,7 @@ _TOKEN_RE = re.compile(
     rf"^{TOKEN_SCHEME}_([a-z0-9]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43,128}})\Z"
 )
 
-# OWASP's Argon2id baseline, as DESIGN §3 asks: 19 MiB, 2 iterations, 1 lane.
+# OWASP's Argon2id baseline, as ARCHITECTURE §3 says: 19 MiB, 2 iterations, 1 lane.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 
 

@@ -32,10 +32,19 @@ class InvalidSession(Exception):
 
 
 def issue(
-    secret: str, *, agent_id: uuid.UUID, role: str, token_prefix: str, ttl_seconds: int
+    secret: str,
+    *,
+    agent_id: uuid.UUID,
+    role: str,
+    token_prefix: str,
+    ttl_seconds: int,
+    not_after: datetime | None = None,
 ) -> tuple[str, datetime]:
+    """A signed JWT and its expiry: ``ttl_seconds`` from now, but never after ``not_after``."""
     now = int(time.time())
     exp = now + ttl_seconds
+    if not_after is not None:
+        exp = min(exp, int(not_after.timestamp()))
     payload = {
         "sub": str(agent_id),
         "role": role,
@@ -71,3 +80,12 @@ def decode(secret: str, token: str) -> Claims:
         raise InvalidSession("session expired") from None
     except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
         raise InvalidSession("invalid session token") from None
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Whether ``token`` has a JWT's shape (a readable header naming an algorithm), whatever
+    its signature: used only to tell a caller which kind of token a route expects."""
+    try:
+        return "alg" in jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        return False

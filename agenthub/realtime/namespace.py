@@ -7,30 +7,66 @@ here: a raised exception would leave the client waiting for an ack that never co
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
 
 import socketio
 from marshmallow import RAISE, Schema, fields
 
 from agenthub import schemas
-from agenthub.errors import AppError, Forbidden, RateLimited, Unauthorized, ValidationFailed
+from agenthub.actors import Principal
+from agenthub.errors import (
+    AppError,
+    Forbidden,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
 from agenthub.models import iso
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import SocketState
-
-if TYPE_CHECKING:
-    from agenthub.realtime.server import RealtimeServer
+from agenthub.realtime.packets import Malformed
+from agenthub.services.registry import Services
 
 log = logging.getLogger("agenthub.realtime")
 
 Ack = dict[str, Any]
 EventHandler = Callable[[SocketState, Any], Awaitable[dict[str, Any]]]
+ObserveEvent = Callable[[str, float], None]
+
+
+class Hub(Protocol):
+    """What the namespace needs from the process's live sockets (realtime.sockets)."""
+
+    accepting: bool
+
+    def admit(
+        self, sid: str, principal: Principal, expires_at: datetime, environ: dict[str, Any]
+    ) -> SocketState: ...
+    def state(self, sid: str) -> SocketState | None: ...
+    def refreshed(self, state: SocketState) -> None: ...
+    async def forget(self, sid: str) -> None: ...
+    async def kick(self, sid: str, event: str, payload: dict[str, Any]) -> None: ...
+    async def enter(self, sid: str, room_id: uuid.UUID) -> bool: ...
+    async def leave(self, sid: str, room_id: uuid.UUID) -> bool: ...
+    async def send(self, to: str, event: str, payload: dict[str, Any]) -> None: ...
+    async def announce(
+        self,
+        room_id: uuid.UUID,
+        agent_id: uuid.UUID,
+        status: str,
+        extra_sids: Sequence[str] = (),
+    ) -> None: ...
+    async def member_added(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+    def handling(self) -> AbstractContextManager[None]: ...
 
 
 class RefreshSessionEvent(Schema):
@@ -73,10 +109,11 @@ def token_from_handshake(auth: Any, environ: dict[str, Any]) -> str | None:
 
 
 class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, hub: RealtimeServer) -> None:
+    def __init__(self, services: Services, hub: Hub, observe: ObserveEvent | None = None) -> None:
         super().__init__(NAMESPACE)
+        self.services = services
         self.hub = hub
-        self.services = hub.services
+        self._observe = observe
         self._events: dict[str, EventHandler] = {
             "message:send": self._send_message,
             "room:join": self._join_room,
@@ -88,6 +125,11 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # --- lifecycle --------------------------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        if not self.hub.accepting:
+            raise Refused(Unavailable("the server is shutting down; connect again shortly"))
+        if isinstance(auth, Malformed):
+            log.warning("socket %s: malformed CONNECT packet (%s); refused", sid, auth.problem)
+            raise Refused(ValidationFailed("malformed CONNECT packet", {"auth": auth.problem}))
         token = token_from_handshake(auth, environ)
         if token is None:
             raise Refused(Unauthorized("missing session token: send auth {token} or ?token="))
@@ -98,7 +140,7 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except Exception:
             log.exception("socket handshake failed")
             raise Refused(AppError("internal error")) from None
-        self.hub.register(sid, principal, claims.expires_at)
+        state = self.hub.admit(sid, principal, claims.expires_at, environ)
         try:
             rooms, came_online = await self._enter_member_rooms(sid, principal.agent_id)
         except Exception as exc:
@@ -107,7 +149,14 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 raise Refused(exc) from None
             log.exception("socket handshake failed")
             raise Refused(AppError("internal error")) from None
+        if state.closing:
+            # Revoked or expired while the handshake ran (kick could not disconnect it yet).
+            await self.hub.forget(sid)
+            raise Refused(Unauthorized("the session ended during the handshake"))
         log.info("socket %s connected: agent %s, %d room(s)", sid, principal.name, len(rooms))
+        # socket.io queues the namespace CONNECT packet as soon as this returns, without
+        # yielding to the loop in between; a task started now therefore runs after it, so
+        # `connected` follows CONNECT (a client drops events of a namespace it has not joined).
         self.hub.spawn(self._greet(sid, rooms, came_online))
         return True
 
@@ -138,33 +187,20 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _greet(
         self, sid: str, rooms: list[dict[str, Any]], came_online: list[uuid.UUID]
     ) -> None:
-        # socket.io sends the namespace CONNECT after on_connect returns; `connected` must
-        # follow it, or a client could drop it as an event for a namespace it has not joined.
-        manager = self.hub.sio.manager
-        deadline = time.monotonic() + 10
-        while not manager.is_connected(sid, NAMESPACE):
-            state = self.hub.connections.get(sid)
-            if state is None or state.closing or time.monotonic() > deadline:
-                return
-            await asyncio.sleep(0.005)
-        state = self.hub.connections.get(sid)
-        if state is None:
+        state = self.hub.state(sid)
+        if state is None or state.closing:
             return
-        await self.hub.sio.emit(
-            "connected",
-            {
-                "agentId": str(state.agent_id),
-                "rooms": rooms,
-                "expiresAt": iso(state.expires_at),
-            },
-            to=sid,
-            namespace=NAMESPACE,
-        )
+        connected = {
+            "agentId": str(state.agent_id),
+            "rooms": rooms,
+            "expiresAt": iso(state.expires_at),
+        }
+        await self.hub.send(sid, "connected", connected)
         for room_id in came_online:
-            await self.hub.announce(room_id, state.agent_id, "online", [])
+            await self.hub.announce(room_id, state.agent_id, "online")
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        state = self.hub.connections.get(sid)
+        state = self.hub.state(sid)
         if state is not None:
             log.info("socket %s disconnected: agent %s (%s)", sid, state.principal.name, reason)
         await self.hub.forget(sid)
@@ -176,19 +212,23 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return await super().trigger_event(event, *args)
         sid, data = args[0], args[1:]
         started = time.perf_counter()
-        ack = await self.dispatch(sid, event, data)
-        metrics = self.hub.metrics
-        if metrics is not None:
+        with self.hub.handling():
+            ack = await self.dispatch(sid, event, data)
+        if self._observe is not None:
             # Event names come from clients: only known ones become label values, so a client
             # cannot grow the metric's series without bound.
             known = isinstance(event, str) and event in self._events
-            metrics.observe_ws(event if known else "unknown", time.perf_counter() - started)
+            self._observe(event if known else "unknown", time.perf_counter() - started)
         return ack
 
     async def dispatch(self, sid: str, event: Any, data: tuple[Any, ...]) -> Ack:
-        state = self.hub.connections.get(sid)
+        state = self.hub.state(sid)
         if state is None or state.closing:
             return error_ack(Unauthorized("this socket is not connected"))
+        if not self.hub.accepting:
+            # Shutting down: nothing new starts. The client retries once it has reconnected
+            # (to the next process), with the same clientMsgId for a send.
+            return error_ack(Unavailable("the server is shutting down; retry after reconnecting"))
         verdict = state.guard.check()
         if not verdict.allowed:
             if verdict.disconnect:
@@ -204,6 +244,15 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return error_ack(
                 RateLimited(f"too many events: at most {rate:g} per second", verdict.retry_after)
             )
+        if isinstance(event, Malformed):
+            # The client's mistake, not ours: one line, and the ack says what was wrong.
+            log.warning(
+                "socket %s of %s sent a malformed packet: %s",
+                sid,
+                state.principal.name,
+                event.problem,
+            )
+            return error_ack(ValidationFailed("malformed packet", {"packet": event.problem}))
         handler = self._events.get(event) if isinstance(event, str) else None
         if handler is None:
             return error_ack(
@@ -276,5 +325,5 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise Forbidden("the new session belongs to another agent")
         state.principal = principal
         state.expires_at = claims.expires_at
-        self.hub.schedule_expiry(state)
+        self.hub.refreshed(state)
         return {"expiresAt": iso(claims.expires_at)}

@@ -1,16 +1,10 @@
 """Who is online where, in memory (one process): an agent is online in a room while at least
-one of its sockets is in that room. A pruning timer drops sockets that stopped answering
-heartbeats, so a half-open connection does not stay "online" forever."""
+one of its sockets is in that room. A socket that stops answering heartbeats is closed by
+engine.io (its ping timeout), and its disconnect takes it out of here."""
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-
-from agenthub.realtime.periodic import Periodic
-
-log = logging.getLogger("agenthub.realtime")
 
 
 class Presence:
@@ -65,35 +59,3 @@ class Presence:
     def room_count(self) -> int:
         """Rooms where at least one agent is online."""
         return len(self._online)
-
-    def rooms_of(self, sid: str) -> frozenset[uuid.UUID]:
-        return frozenset(self._rooms_of.get(sid, ()))
-
-    def sockets(self) -> Iterable[str]:
-        return list(self._agent_of)
-
-
-class HeartbeatPruner(Periodic):
-    """Every ``interval`` seconds, drop the sockets ``is_alive`` says missed their heartbeats."""
-
-    def __init__(
-        self,
-        presence: Presence,
-        is_alive: Callable[[str], bool],
-        drop: Callable[[str], Awaitable[None]],
-        interval: float,
-    ) -> None:
-        super().__init__(interval, "presence pruning")
-        self._presence = presence
-        self._is_alive = is_alive
-        self._drop = drop
-
-    async def prune_once(self) -> int:
-        dead = [sid for sid in self._presence.sockets() if not self._is_alive(sid)]
-        for sid in dead:
-            log.info("socket %s missed its heartbeats; dropping it", sid)
-            await self._drop(sid)
-        return len(dead)
-
-    async def _pass(self) -> None:
-        await self.prune_once()

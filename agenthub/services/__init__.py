@@ -1,1 +1,1 @@
-"""The operations: one function each; the only place rules live (DESIGN §1)."""
+"""The operations: one function each; the only place rules live (ARCHITECTURE §1)."""

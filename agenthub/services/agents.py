@@ -9,6 +9,7 @@ from agenthub.domain import ROLES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agenthub.events import AgentDisabled, EventBus
 from agenthub.models import Agent
+from agenthub.services import auth_changes
 from agenthub.services.audit import record
 from agenthub.services.names import check_display_name, check_slug
 from agenthub.store import agents as agent_store
@@ -76,6 +77,9 @@ class AgentService:
             raise ValidationFailed("an admin cannot disable itself", {"disabled": "self"})
         async with self._db.transaction() as s:
             row = await agent_store.set_disabled(s, agent_id, disabled)
+            if row is not None:
+                # Every server process hears it when this commits (its sockets, its cache).
+                await auth_changes.announce(s, auth_changes.AgentChanged(agent_id, disabled))
         if row is None:
             raise NotFound("agent not found")
         if disabled:

@@ -9,7 +9,7 @@ from agenthub import cursors
 from agenthub.actors import Principal
 from agenthub.domain import MAX_CLIENT_MSG_ID, PageBounds, check_seq
 from agenthub.errors import Conflict, Forbidden, PayloadTooLarge, ValidationFailed
-from agenthub.events import EventBus, MessagePosted
+from agenthub.events import EventBus
 from agenthub.models import Message
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
@@ -64,11 +64,15 @@ class MessageService:
         client_msg_id: str | None = None,
     ) -> PostResult:
         self._check_body(body, client_msg_id)
-        result = await self._insert_as_member(principal, room_id, body, client_msg_id)
-        if result is None:
-            result = await self._insert_or_explain(principal, room_id, body, client_msg_id)
-        if result.created:
-            await self._bus.publish(MessagePosted(message=result.message))
+        # The slot tells the bus a post into this room is in flight: a message of the room
+        # committed meanwhile waits for this one's outcome, so listeners get seq order. The
+        # fan-out itself runs in the background; the caller's reply does not wait for it.
+        with self._bus.reserve(room_id) as slot:
+            result = await self._insert_as_member(principal, room_id, body, client_msg_id)
+            if result is None:
+                result = await self._insert_or_explain(principal, room_id, body, client_msg_id)
+            if result.created:
+                slot.complete(result.message)
         return result
 
     async def _insert_as_member(

@@ -8,6 +8,7 @@ from agenthub.auth.api_tokens import TokenHasher
 from agenthub.config import Settings
 from agenthub.domain import PageBounds
 from agenthub.events import EventBus
+from agenthub.ratelimit import LoginLimits
 from agenthub.services.agents import AgentService
 from agenthub.services.audit import AuditService
 from agenthub.services.messages import MessageService
@@ -47,7 +48,15 @@ def build_services(settings: Settings, db: Database) -> Services:
         agents=AgentService(db, bus),
         tokens=TokenService(db, hasher, bus),
         sessions=SessionService(
-            db, hasher, jwt_secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds
+            db,
+            hasher,
+            bus,
+            jwt_secret=settings.jwt_secret,
+            ttl_seconds=settings.jwt_ttl_seconds,
+            login_limits=LoginLimits(
+                settings.rate_limit_login_failures_per_address,
+                settings.rate_limit_login_failures_per_prefix,
+            ),
         ),
         rooms=RoomService(db, bus),
         messages=MessageService(db, bus, max_body_chars=settings.max_message_chars, pages=pages),

@@ -49,12 +49,6 @@ class RoomService:
     def set_online_check(self, check: OnlineCheck) -> None:
         self._online = check
 
-    async def last_seqs(self) -> dict[uuid.UUID, int]:
-        """Where every room stands, for the socket layer's in-order broadcast. Internal: no
-        principal, nothing of it reaches a client."""
-        async with self._db.session() as s:
-            return await room_store.last_seqs(s)
-
     async def create_room(
         self, actor: Actor, *, slug: str, name: str | None, visibility: str = "public"
     ) -> Room:

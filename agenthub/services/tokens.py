@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from agenthub.actors import Actor
 from agenthub.auth import api_tokens
@@ -11,10 +12,45 @@ from agenthub.auth.api_tokens import TokenHasher
 from agenthub.errors import Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, TokenRevoked
 from agenthub.models import IssuedToken, TokenInfo
+from agenthub.services import auth_changes
 from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database, UniqueViolation
+
+# The longest an API token may be issued for: far enough for any real use, and it keeps every
+# expiry a valid PostgreSQL and Python date in every time zone (year 9999 at -14:00 is not).
+MAX_TOKEN_LIFETIME_YEARS = 10
+MAX_TOKEN_LIFETIME = timedelta(days=3653)  # ten years, leap days included
+
+
+def check_expiry(expires_at: datetime, now: datetime | None = None) -> None:
+    """An expiry must be aware, in the future, and at most ten years ahead."""
+    if expires_at.tzinfo is None:
+        raise ValidationFailed(
+            "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
+        )
+    now = now or datetime.now(UTC)
+    latest = now + MAX_TOKEN_LIFETIME
+    allowed = f"after {_iso(now)} and at most {_iso(latest)}"
+    if expires_at <= now:
+        raise ValidationFailed(
+            f"expiresAt is in the past: it must be {allowed}", {"expiresAt": f"must be {allowed}"}
+        )
+    if expires_at > latest:
+        raise ValidationFailed(
+            f"expiresAt is more than {MAX_TOKEN_LIFETIME_YEARS} years ahead: it must be {allowed}",
+            {"expiresAt": f"must be {allowed}"},
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Revocation(NamedTuple):
+    token: TokenInfo
+    revoked_now: bool  # False: it was revoked already, and nothing was written
 
 
 class TokenService:
@@ -29,12 +65,7 @@ class TokenService:
         if not actor.is_admin:
             raise Forbidden("only admins may issue tokens")
         if expires_at is not None:
-            if expires_at.tzinfo is None:
-                raise ValidationFailed(
-                    "expiresAt needs a time zone", {"expiresAt": "ISO-8601 with offset or Z"}
-                )
-            if expires_at <= datetime.now(UTC):
-                raise ValidationFailed("expiresAt is in the past", {"expiresAt": "in the past"})
+            check_expiry(expires_at)
         # Prefix collisions are astronomically rare, but a retry costs nothing.
         for _ in range(3):
             new = api_tokens.generate()
@@ -75,7 +106,9 @@ class TokenService:
             rows = await token_store.for_agent(s, agent_id)
         return [TokenInfo.from_row(r) for r in rows]
 
-    async def revoke_token(self, actor: Actor, prefix: str) -> TokenInfo:
+    async def revoke_token(self, actor: Actor, prefix: str) -> Revocation:
+        """Revoke a token. Idempotent: revoking a revoked token changes nothing and writes no
+        second audit event."""
         if not api_tokens.is_prefix(prefix):
             raise NotFound("token not found")
         async with self._db.transaction() as s:
@@ -87,7 +120,10 @@ class TokenService:
                 # Same answer for "absent" and "not yours": prefixes are not enumerable.
                 raise NotFound("token not found")
             row = await token_store.revoke(s, prefix)
-            assert row is not None
+            if row is None:  # revoked already, perhaps a moment ago by a concurrent call
+                again = await token_store.by_prefix(s, prefix)
+                assert again is not None
+                return Revocation(TokenInfo.from_row(again), revoked_now=False)
             await record(
                 s,
                 "token-revoked",
@@ -95,6 +131,8 @@ class TokenService:
                 prefix=prefix,
                 forAgentId=str(row["agent_id"]),
             )
+            # Every server process hears it when this commits (its sockets, its cache).
+            await auth_changes.announce(s, auth_changes.TokenChanged(prefix, row["agent_id"]))
         info = TokenInfo.from_row(row)
         await self._bus.publish(TokenRevoked(agent_id=info.agent_id, prefix=prefix))
-        return info
+        return Revocation(info, revoked_now=True)

@@ -6,26 +6,46 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg2.extras import Json
 
-from agenthub.store.db import Row, Session
+from agenthub.store.db import Row, Session, Statement
 from agenthub.store.tables import audit_events
+
+_INSERT = Statement(
+    sa.insert(audit_events).values(
+        type=sa.bindparam("type"),
+        agent_id=sa.bindparam("agent_id"),
+        payload=sa.bindparam("payload"),
+    )
+)
 
 
 async def insert(
     s: Session, *, type: str, agent_id: uuid.UUID | None, payload: dict[str, Any]
 ) -> None:
-    await s.execute(
-        sa.insert(audit_events).values(type=type, agent_id=agent_id, payload=Json(payload))
-    )
+    await s.execute(_INSERT, type=type, agent_id=agent_id, payload=payload)
+
+
+def _page(by_type: bool, before: bool) -> Statement:
+    stmt = sa.select(audit_events)
+    if by_type:
+        stmt = stmt.where(audit_events.c.type == sa.bindparam("type"))
+    if before:
+        stmt = stmt.where(audit_events.c.position < sa.bindparam("before_position"))
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    return Statement(stmt.order_by(audit_events.c.position.desc()).limit(limit))
+
+
+# By (filtered by type, before a position).
+_PAGES = {(t, b): _page(t, b) for t in (False, True) for b in (False, True)}
 
 
 async def page(
     s: Session, *, type: str | None, before_position: int | None, limit: int
 ) -> list[Row]:
-    stmt = sa.select(audit_events)
+    values: dict[str, Any] = {"limit": limit}
     if type is not None:
-        stmt = stmt.where(audit_events.c.type == type)
+        values["type"] = type
     if before_position is not None:
-        stmt = stmt.where(audit_events.c.position < before_position)
-    return await s.all(stmt.order_by(audit_events.c.position.desc()).limit(limit))
+        values["before_position"] = before_position
+    statement = _PAGES[type is not None, before_position is not None]
+    return await s.all(statement, **values)

@@ -19,10 +19,11 @@ import aiopg
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_dialect
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
-from sqlalchemy.util import LRUCache
+from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.types import TupleType
 
 from agenthub.errors import Unavailable
 
@@ -47,55 +48,143 @@ class UniqueViolation(Exception):
         self.constraint = constraint
 
 
-# Compiled SQL by statement shape. Compiling is the costliest CPU step of a request (a third of
-# the server's time on the message-post path before this cache), and every request builds the
-# same few shapes. SQLAlchemy's cache key is the one its Engine uses: equal for statements that
-# differ only in bound values, which it also extracts so they can be bound to the cached SQL.
-_compiled_cache: LRUCache[Any, SQLCompiler | None] = LRUCache(500)
+Processor = Callable[[Any], Any]
 
 
-def _compile_fresh(stmt: ClauseElement) -> tuple[str, dict[str, Any]]:
-    compiled = stmt.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    return str(compiled), dict(compiled.params)
+class StatementError(Exception):
+    """A statement this bridge cannot run faithfully, or values that do not fit it: a bug in
+    the calling code, raised on the statement's first use (tests/unit/test_sql_path.py compiles
+    every statement the store defines)."""
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A statement compiled once; its named ``bindparam`` s are given at each execution, its
-    constants (literals the statement carries) are bound from here."""
-
+@dataclass(frozen=True, slots=True)
+class _Compiled:
     sql: str
-    constants: dict[str, Any]
+    operation: str  # the first SQL keyword, for the query observer
+    names: frozenset[str]  # the named bindparams every call must give, no more, no less
+    constants: dict[str, Any]  # bound values the statement carries, already processed
+    processors: tuple[tuple[str, Processor], ...]  # for the named values
+    # Set when the SQL text depends on the values (an expanding IN renders one placeholder per
+    # element): SQLAlchemy's public construct_expanded_state() then renders it from this
+    # compiled form, as its Engine does; nothing is compiled again.
+    expander: SQLCompiler | None
+    expanding: frozenset[str]
+    all_processors: dict[str, Processor]  # for every bound name (the expanding path)
 
-    def bind(self, **values: Any) -> dict[str, Any]:
-        return {**self.constants, **values}
+
+class Statement:
+    """A statement built once, with a named ``bindparam`` for each value that varies per call,
+    and compiled once, on first use; each call gives those values by name.
+
+    This is the only way the store runs SQL. Compiling is the costliest CPU step of a request
+    (a third of the server's time on the message-post path when it was done per call) and
+    building a statement costs about as much again, so neither happens per call. What the
+    Engine would do per call and this bridge must not skip, it does with SQLAlchemy's public
+    API: each type's ``bind_processor`` (a JSONB dict becomes JSON text) and the expansion of
+    ``IN`` lists. What it cannot do faithfully it refuses with ``StatementError``."""
+
+    __slots__ = ("_compiled", "_stmt")
+
+    def __init__(self, stmt: ClauseElement) -> None:
+        if not isinstance(stmt, Executable):
+            raise StatementError(f"not an executable statement: {stmt!r}")
+        self._stmt = stmt
+        self._compiled: _Compiled | None = None
+
+    def __repr__(self) -> str:
+        first_line = str(self.compiled().sql).split("\n", 1)[0]
+        return f"Statement({first_line[:80]!r})"
+
+    @property
+    def operation(self) -> str:
+        return self.compiled().operation
+
+    def compiled(self) -> _Compiled:
+        if self._compiled is None:
+            self._compiled = _compile(self._stmt)
+        return self._compiled
+
+    def bind(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """SQL text (psycopg2 ``%(name)s`` style) and its parameters, bind processors
+        applied."""
+        c = self._compiled or self.compiled()
+        if values.keys() != c.names:
+            raise StatementError(
+                f"{self!r} takes values for {sorted(c.names)}, was given {sorted(values)}"
+            )
+        if c.expander is None:
+            params = {**c.constants, **values}
+            for name, process in c.processors:
+                params[name] = process(params[name])
+            return c.sql, params
+        for name in c.expanding:
+            if not isinstance(values[name], list | tuple | set | frozenset):
+                raise StatementError(f"{self!r}: {name!r} expands an IN list: give a list")
+        state = c.expander.construct_expanded_state(values)
+        params = dict(state.parameters)
+        for processors in (c.all_processors, state.processors):
+            for name, process in processors.items():
+                if name in params:
+                    params[name] = process(params[name])
+        return state.statement, params
 
 
-def prepare(stmt: ClauseElement) -> Prepared:
+def _compile(stmt: ClauseElement) -> _Compiled:
     compiled = cast(SQLCompiler, stmt.compile(dialect=_DIALECT))
-    named = {param.key: None for param in compiled.binds.values() if param.required}
-    resolved = compiled.construct_params(params=named)
-    constants = {name: value for name, value in resolved.items() if name not in named}
-    return Prepared(compiled.string, constants)
+    sql = compiled.string
 
+    def refuse(why: str) -> StatementError:
+        return StatementError(f"{why}, in: {sql}")
 
-def compile_statement(stmt: ClauseElement) -> tuple[str, dict[str, Any]]:
-    """SQL text (psycopg2 ``%(name)s`` style) and its parameters for ``stmt``."""
-    key = stmt._generate_cache_key()
-    if key is None:  # an element that cannot be cached: compile every time
-        return _compile_fresh(stmt)
-    try:
-        compiled = _compiled_cache[key.key]
-    except KeyError:
-        compiled = cast(SQLCompiler, stmt.compile(dialect=_DIALECT, cache_key=key))
-        # An expanding IN renders one placeholder per value: its SQL depends on the values,
-        # so such shapes are marked (None) and compiled each time.
-        if compiled.post_compile_params or compiled.literal_execute_params:
-            compiled = None
-        _compiled_cache[key.key] = compiled
-    if compiled is None:
-        return _compile_fresh(stmt)
-    return compiled.string, dict(compiled.construct_params(extracted_parameters=key.bindparams))
+    if compiled.literal_execute_params:
+        raise refuse("literal_execute parameters are not supported")
+    for column in getattr(stmt, "exported_columns", ()):
+        try:
+            result_processor = column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        except Exception:  # a processor that depends on the driver's column type: same verdict
+            result_processor = True
+        if result_processor is not None:
+            # Rows come straight from psycopg2; a type that SQLAlchemy would convert on the
+            # way out would come back unconverted.
+            raise refuse(f"column {column.key!r} of type {column.type!r} needs result processing")
+    names: set[str] = set()
+    expanding: set[str] = set()
+    processors: dict[str, Processor] = {}
+    for param, name in compiled.bind_names.items():
+        if param.callable is not None:
+            raise refuse(f"bindparam {param.key!r}: callable values are not supported")
+        if isinstance(param.type, TupleType):
+            raise refuse(f"bindparam {param.key!r}: tuple values are not supported")
+        is_expanding = param in compiled.post_compile_params
+        if not is_expanding and f"%({name})s" not in sql:
+            raise refuse(f"bindparam {param.key!r} renders under an escaped name")
+        if param.required:
+            if name != param.key:
+                raise refuse(f"bindparam {param.key!r} is unique: name it once, unique=False")
+            names.add(name)
+            if is_expanding:
+                expanding.add(name)
+        process = param.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+        if process is not None:
+            processors[name] = process
+    needs_expansion = bool(compiled.post_compile_params)
+    # Values the statement carries (literals, constants in .values()): bound and processed
+    # once. (With an expanding IN, construct_expanded_state gives them at each call.)
+    constants = {}
+    if not needs_expansion:
+        for name, value in compiled.construct_params(dict.fromkeys(names)).items():
+            if name not in names:
+                constants[name] = processors[name](value) if name in processors else value
+    return _Compiled(
+        sql=sql,
+        operation=sql.split(None, 1)[0].lower(),
+        names=frozenset(names),
+        constants=constants,
+        processors=tuple((n, p) for n, p in processors.items() if n in names),
+        expander=compiled if needs_expansion else None,
+        expanding=frozenset(expanding),
+        all_processors=processors,
+    )
 
 
 class Session:
@@ -105,45 +194,44 @@ class Session:
         self._cursor = cursor
         self._observe = observe
 
-    async def _run(self, stmt: ClauseElement | str, params: dict[str, Any] | None) -> None:
-        if isinstance(stmt, str):
-            sql, bound = stmt, params or {}
-        else:
-            sql, bound = compile_statement(stmt)
+    async def _run(self, statement: Statement, values: dict[str, Any]) -> None:
+        if not isinstance(statement, Statement):  # e.g. a raw SQL string: mypy says so too
+            raise StatementError(f"Session runs a store.db.Statement, not {statement!r}")
+        sql, params = statement.bind(values)
         started = time.perf_counter()
         try:
-            await self._cursor.execute(sql, bound)
+            await self._cursor.execute(sql, params)
         except psycopg2.errors.UniqueViolation as exc:
             raise UniqueViolation(exc.diag.constraint_name or "") from None
         finally:
             if self._observe is not None:
-                self._observe(sql.split(None, 1)[0].lower(), time.perf_counter() - started)
+                self._observe(statement.operation, time.perf_counter() - started)
 
     def _rows(self, raw: list[tuple[Any, ...]]) -> list[Row]:
         names = [col[0] for col in self._cursor.description]
         return [dict(zip(names, values, strict=True)) for values in raw]
 
-    async def all(
-        self, stmt: ClauseElement | str, params: dict[str, Any] | None = None
-    ) -> list[Row]:
-        await self._run(stmt, params)
+    async def all(self, statement: Statement, /, **values: Any) -> list[Row]:
+        await self._run(statement, values)
         return self._rows(await self._cursor.fetchall())
 
-    async def one(
-        self, stmt: ClauseElement | str, params: dict[str, Any] | None = None
-    ) -> Row | None:
-        await self._run(stmt, params)
+    async def one(self, statement: Statement, /, **values: Any) -> Row | None:
+        await self._run(statement, values)
         raw = await self._cursor.fetchone()
         return None if raw is None else self._rows([raw])[0]
 
-    async def scalar(self, stmt: ClauseElement | str, params: dict[str, Any] | None = None) -> Any:
-        await self._run(stmt, params)
+    async def scalar(self, statement: Statement, /, **values: Any) -> Any:
+        await self._run(statement, values)
         raw = await self._cursor.fetchone()
         return None if raw is None else raw[0]
 
-    async def execute(self, stmt: ClauseElement | str, params: dict[str, Any] | None = None) -> int:
-        await self._run(stmt, params)
+    async def execute(self, statement: Statement, /, **values: Any) -> int:
+        """The number of rows the statement changed."""
+        await self._run(statement, values)
         return int(self._cursor.rowcount)
+
+
+_PING = Statement(sa.select(sa.literal_column("1")))
 
 
 class Database:
@@ -239,6 +327,6 @@ class Database:
     async def ping(self) -> bool:
         try:
             async with self.session() as s:
-                return bool(await s.scalar("SELECT 1"))
+                return bool(await s.scalar(_PING))
         except Unavailable:
             return False

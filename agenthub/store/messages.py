@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 
 import sqlalchemy as sa
 
-from agenthub.store.db import Prepared, Row, Session, prepare
+from agenthub.store.db import Row, Session, Statement
 from agenthub.store.tables import audit_events, messages, room_members, rooms
 
 
-@functools.cache
-def _insert_next() -> Prepared:
-    """The post statement, built and compiled once: building this CTE anew for every post cost
-    more CPU than anything else on that path. Parameters: room_id, sender_id, body,
-    client_msg_id."""
+def _insert_next() -> Statement:
+    """The post statement. Parameters: room_id, sender_id, body, client_msg_id."""
     room_id = sa.bindparam("room_id", type_=sa.Uuid)
     sender_id = sa.bindparam("sender_id", type_=sa.Uuid)
     body = sa.bindparam("body", type_=sa.Text)
@@ -70,7 +66,10 @@ def _insert_next() -> Prepared:
         .cte("audited")
     )
     # PostgreSQL runs a data-modifying CTE even when the outer query does not read it.
-    return prepare(sa.select(stored).add_cte(audited))
+    return Statement(sa.select(stored).add_cte(audited))
+
+
+_INSERT_NEXT = _insert_next()
 
 
 async def insert_next(
@@ -88,36 +87,49 @@ async def insert_next(
 
     None, with nothing written, when the room does not exist, the sender is not a member, or
     ``client_msg_id`` is one the sender already used: the caller finds out which."""
-    statement = _insert_next()
     return await s.one(
-        statement.sql,
-        statement.bind(
-            room_id=room_id, sender_id=sender_id, body=body, client_msg_id=client_msg_id
-        ),
+        _INSERT_NEXT,
+        room_id=room_id,
+        sender_id=sender_id,
+        body=body,
+        client_msg_id=client_msg_id,
     )
+
+
+_BY_CLIENT_MSG_ID = Statement(
+    sa.select(messages).where(
+        messages.c.sender_id == sa.bindparam("sender_id"),
+        messages.c.client_msg_id == sa.bindparam("client_msg_id"),
+    )
+)
 
 
 async def by_client_msg_id(s: Session, sender_id: uuid.UUID, client_msg_id: str) -> Row | None:
-    return await s.one(
-        sa.select(messages).where(
-            messages.c.sender_id == sender_id, messages.c.client_msg_id == client_msg_id
-        )
-    )
+    return await s.one(_BY_CLIENT_MSG_ID, sender_id=sender_id, client_msg_id=client_msg_id)
+
+
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
+_IN_ROOM = sa.select(messages).where(messages.c.room_id == sa.bindparam("room_id"))
+_NEWEST = Statement(_IN_ROOM.order_by(messages.c.seq.desc()).limit(_LIMIT))
+_NEWEST_BEFORE = Statement(
+    _IN_ROOM.where(messages.c.seq < sa.bindparam("before_seq"))
+    .order_by(messages.c.seq.desc())
+    .limit(_LIMIT)
+)
+_AFTER = Statement(
+    _IN_ROOM.where(messages.c.seq > sa.bindparam("after_seq"))
+    .order_by(messages.c.seq.asc())
+    .limit(_LIMIT)
+)
 
 
 async def newest_first(
     s: Session, room_id: uuid.UUID, *, before_seq: int | None, limit: int
 ) -> list[Row]:
-    stmt = sa.select(messages).where(messages.c.room_id == room_id)
-    if before_seq is not None:
-        stmt = stmt.where(messages.c.seq < before_seq)
-    return await s.all(stmt.order_by(messages.c.seq.desc()).limit(limit))
+    if before_seq is None:
+        return await s.all(_NEWEST, room_id=room_id, limit=limit)
+    return await s.all(_NEWEST_BEFORE, room_id=room_id, before_seq=before_seq, limit=limit)
 
 
 async def after(s: Session, room_id: uuid.UUID, *, after_seq: int, limit: int) -> list[Row]:
-    return await s.all(
-        sa.select(messages)
-        .where(messages.c.room_id == room_id, messages.c.seq > after_seq)
-        .order_by(messages.c.seq.asc())
-        .limit(limit)
-    )
+    return await s.all(_AFTER, room_id=room_id, after_seq=after_seq, limit=limit)

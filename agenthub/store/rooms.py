@@ -7,101 +7,112 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from agenthub.store.db import Row, Session
+from agenthub.store.db import Row, Session, Statement
 from agenthub.store.tables import agents, room_members, rooms
+
+_INSERT = Statement(
+    sa.insert(rooms)
+    .values(
+        slug=sa.bindparam("slug"),
+        name=sa.bindparam("name"),
+        visibility=sa.bindparam("visibility"),
+        created_by=sa.bindparam("created_by"),
+    )
+    .returning(*rooms.c)
+)
+
+_VIEWER = sa.bindparam("viewer", type_=sa.Uuid)
+# Every room column and whether the viewer is a member.
+_WITH_MEMBERSHIP = sa.select(
+    *rooms.c,
+    sa.select(sa.literal(True))
+    .where(room_members.c.room_id == rooms.c.id, room_members.c.agent_id == _VIEWER)
+    .exists()
+    .label("is_member"),
+)
+_BY_ID = Statement(_WITH_MEMBERSHIP.where(rooms.c.id == sa.bindparam("room_id")))
+_BY_SLUG = Statement(_WITH_MEMBERSHIP.where(rooms.c.slug == sa.bindparam("slug")))
+_ALL_ROOMS = Statement(_WITH_MEMBERSHIP.order_by(rooms.c.slug))
+_VISIBLE_ROOMS = Statement(
+    _WITH_MEMBERSHIP.where(
+        sa.or_(
+            rooms.c.visibility == "public",
+            rooms.c.id.in_(
+                sa.select(room_members.c.room_id).where(room_members.c.agent_id == _VIEWER)
+            ),
+        )
+    ).order_by(rooms.c.slug)
+)
+_FOR_MEMBER = Statement(
+    sa.select(rooms.c.id, rooms.c.slug, rooms.c.last_seq)
+    .join(room_members, room_members.c.room_id == rooms.c.id)
+    .where(room_members.c.agent_id == sa.bindparam("agent_id"))
+    .order_by(rooms.c.slug)
+)
+_MEMBERS = Statement(
+    sa.select(
+        room_members.c.agent_id,
+        room_members.c.joined_at,
+        agents.c.name,
+        agents.c.display_name,
+        agents.c.role,
+    )
+    .join(agents, agents.c.id == room_members.c.agent_id)
+    .where(room_members.c.room_id == sa.bindparam("room_id"))
+    .order_by(agents.c.name)
+)
+_MEMBERSHIP = (
+    room_members.c.room_id == sa.bindparam("room_id"),
+    room_members.c.agent_id == sa.bindparam("agent_id"),
+)
+_IS_MEMBER = Statement(sa.select(sa.literal(1)).where(*_MEMBERSHIP))
+_ADD_MEMBER = Statement(
+    pg_insert(room_members)
+    .values(room_id=sa.bindparam("room_id"), agent_id=sa.bindparam("agent_id"))
+    .on_conflict_do_nothing(index_elements=["room_id", "agent_id"])
+)
+_REMOVE_MEMBER = Statement(sa.delete(room_members).where(*_MEMBERSHIP))
 
 
 async def insert(
     s: Session, *, slug: str, name: str, visibility: str, created_by: uuid.UUID | None
 ) -> Row:
-    row = await s.one(
-        sa.insert(rooms)
-        .values(slug=slug, name=name, visibility=visibility, created_by=created_by)
-        .returning(*rooms.c)
-    )
+    row = await s.one(_INSERT, slug=slug, name=name, visibility=visibility, created_by=created_by)
     assert row is not None
     return row
 
 
-def _with_membership(agent_id: uuid.UUID) -> sa.Select[tuple[object, ...]]:
-    is_member = (
-        sa.select(sa.literal(True))
-        .where(room_members.c.room_id == rooms.c.id, room_members.c.agent_id == agent_id)
-        .exists()
-        .label("is_member")
-    )
-    return sa.select(*rooms.c, is_member)
-
-
 async def by_id(s: Session, room_id: uuid.UUID, viewer: uuid.UUID) -> Row | None:
-    return await s.one(_with_membership(viewer).where(rooms.c.id == room_id))
+    return await s.one(_BY_ID, room_id=room_id, viewer=viewer)
 
 
 async def by_slug(s: Session, slug: str, viewer: uuid.UUID) -> Row | None:
-    return await s.one(_with_membership(viewer).where(rooms.c.slug == slug))
+    return await s.one(_BY_SLUG, slug=slug, viewer=viewer)
 
 
 async def visible_to(s: Session, viewer: uuid.UUID, include_private: bool) -> list[Row]:
-    stmt = _with_membership(viewer).order_by(rooms.c.slug)
-    if not include_private:
-        member_rooms = sa.select(room_members.c.room_id).where(room_members.c.agent_id == viewer)
-        stmt = stmt.where(sa.or_(rooms.c.visibility == "public", rooms.c.id.in_(member_rooms)))
-    return await s.all(stmt)
+    return await s.all(_ALL_ROOMS if include_private else _VISIBLE_ROOMS, viewer=viewer)
 
 
 async def for_member(s: Session, agent_id: uuid.UUID) -> list[Row]:
-    return await s.all(
-        sa.select(rooms.c.id, rooms.c.slug, rooms.c.last_seq)
-        .join(room_members, room_members.c.room_id == rooms.c.id)
-        .where(room_members.c.agent_id == agent_id)
-        .order_by(rooms.c.slug)
-    )
+    return await s.all(_FOR_MEMBER, agent_id=agent_id)
 
 
 async def members(s: Session, room_id: uuid.UUID) -> list[Row]:
-    return await s.all(
-        sa.select(
-            room_members.c.agent_id,
-            room_members.c.joined_at,
-            agents.c.name,
-            agents.c.display_name,
-            agents.c.role,
-        )
-        .join(agents, agents.c.id == room_members.c.agent_id)
-        .where(room_members.c.room_id == room_id)
-        .order_by(agents.c.name)
-    )
-
-
-async def last_seqs(s: Session) -> dict[uuid.UUID, int]:
-    """Every room's latest seq (a primary-key scan: one small row per room)."""
-    rows = await s.all(sa.select(rooms.c.id, rooms.c.last_seq))
-    return {row["id"]: int(row["last_seq"]) for row in rows}
+    return await s.all(_MEMBERS, room_id=room_id)
 
 
 async def is_member(s: Session, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
-    found = await s.scalar(
-        sa.select(sa.literal(1)).where(
-            room_members.c.room_id == room_id, room_members.c.agent_id == agent_id
-        )
-    )
+    found = await s.scalar(_IS_MEMBER, room_id=room_id, agent_id=agent_id)
     return found is not None
 
 
 async def add_member(s: Session, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
     """True when the agent was added, False when it already was a member."""
-    inserted = await s.execute(
-        pg_insert(room_members)
-        .values(room_id=room_id, agent_id=agent_id)
-        .on_conflict_do_nothing(index_elements=["room_id", "agent_id"])
-    )
+    inserted = await s.execute(_ADD_MEMBER, room_id=room_id, agent_id=agent_id)
     return inserted == 1
 
 
 async def remove_member(s: Session, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
-    removed = await s.execute(
-        sa.delete(room_members).where(
-            room_members.c.room_id == room_id, room_members.c.agent_id == agent_id
-        )
-    )
+    removed = await s.execute(_REMOVE_MEMBER, room_id=room_id, agent_id=agent_id)
     return removed == 1

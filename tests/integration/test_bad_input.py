@@ -263,3 +263,164 @@ def test_garbage_authorization_header_is_401_json(server):
 
 def test_server_log_has_no_traceback(server):
     assert "Traceback" not in server.log_text()
+
+
+# --- strings that are not valid Unicode ---------------------------------------------------
+
+LONE = "a\ud800b"  # JSON can carry it ("a\\ud800b"); UTF-8, and so PostgreSQL, cannot
+
+SURROGATES = {
+    "agent-name": ("create-agent", {"name": LONE}, "name"),
+    "agent-displayName": ("create-agent", {"name": "ok-d", "displayName": LONE}, "displayName"),
+    "agent-role": ("create-agent", {"name": "ok-r", "role": "\udfff"}, "role"),
+    "room-slug": ("create-room", {"slug": LONE}, "slug"),
+    "room-name": ("create-room", {"slug": "ok-n", "name": LONE}, "name"),
+    "room-visibility": ("create-room", {"slug": "ok-v", "visibility": LONE}, "visibility"),
+    "message-body": ("post-message", {"body": LONE}, "body"),
+    "message-clientMsgId": ("post-message", {"body": "x", "clientMsgId": LONE}, "clientMsgId"),
+    "token-expiresAt": ("issue-token", {"expiresAt": LONE}, "expiresAt"),
+    "member-agentId": ("add-member", {"agentId": LONE}, "agentId"),
+    "key": ("post-message", {"body": "x", "b\ud800": "y"}, "b\\ud800"),
+}
+
+
+@pytest.mark.parametrize("case", list(SURROGATES))
+def test_a_lone_surrogate_in_any_string_is_400_naming_the_field(admin, target, table_counts, case):
+    name, body, field = SURROGATES[case]
+    route = ROUTES[name]
+    before = table_counts()
+    # ensure_ascii (the default) writes the surrogate as the JSON escape \ud800
+    resp = send(admin.api, route.method, target(route), json.dumps(body).encode())
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert list(resp.body["error"]["details"]) == [field], resp.text
+    assert "surrogate" in resp.body["error"]["details"][field][0]
+    assert table_counts() == before
+
+
+def test_a_lone_surrogate_over_the_socket_is_a_validation_ack(server, admin, make_room, sql):
+    from tests.realtime_support import Socket, error_code, ok, run
+
+    room = make_room(admin)
+
+    async def scenario() -> None:
+        sock = Socket(server.base_url)
+        try:
+            await sock.connect(admin.jwt)
+            for payload, field in [
+                ({"roomId": room["id"], "body": LONE}, "body"),
+                ({"roomId": room["id"], "body": "x", "clientMsgId": LONE}, "clientMsgId"),
+            ]:
+                ack = await sock.call("message:send", payload)
+                assert error_code(ack) == "validation_failed", ack
+                assert list(ack["error"]["details"]) == [field], ack
+            ok(await sock.call("message:send", {"roomId": room["id"], "body": "fine"}))
+        finally:
+            await sock.close()
+
+    run(scenario())
+    stored = sql("SELECT body FROM messages WHERE room_id = %s", room["id"])
+    assert stored == [("fine",)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/audit?type=%ED%A0%80",  # the CESU-8 bytes of U+D800: not UTF-8
+        "/api/v1/audit?cursor=%FF",
+        "/api/v1/rooms/{room}/messages?cursor=%C3",
+    ],
+)
+def test_query_parameters_that_are_not_utf8_are_400_naming_the_parameter(admin, target, path):
+    resp = admin.api.get(path.format(room=target.room_id))
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    name = path.split("?", 1)[1].split("=", 1)[0]
+    assert resp.body["error"]["details"] == {name: ["not valid UTF-8"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", "/api/v1/rooms/%ED%A0%80", "id"),
+        ("POST", "/api/v1/rooms/%FF/messages", "id"),
+        ("DELETE", "/api/v1/rooms/{room}/members/%FF%FE", "agentId"),
+    ],
+)
+def test_path_segments_that_are_not_utf8_are_400_invalid_ids(admin, target, method, path, field):
+    body = {"body": "x"} if method == "POST" else None
+    resp = admin.api.request(method, path.format(room=target.room_id), body)
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert resp.body["error"]["details"] == {field: ["not a valid UUID"]}
+
+
+# --- nesting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"[" * 1000, b'{"body":' * 1000, b"[" * 100_000])
+def test_deeply_nested_json_is_400(admin, target, table_counts, raw):
+    route = ROUTES["post-message"]
+    before = table_counts()
+    resp = send(admin.api, route.method, target(route), raw)
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert table_counts() == before
+
+
+def test_nesting_the_parser_accepts_is_still_400(admin, target, table_counts):
+    """Deep but parseable: the checks after the parser must not recurse either."""
+    route = ROUTES["post-message"]
+    nested: object = "x"
+    for _ in range(900):
+        nested = [nested]
+    before = table_counts()
+    resp = send(admin.api, route.method, target(route), json.dumps({"body": nested}).encode())
+    assert_json_error(resp, 400)
+    assert "body" in resp.body["error"]["details"]
+    assert table_counts() == before
+
+
+# --- token expiry ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expires",
+    [
+        "9999-12-31T23:59:59-14:00",  # year 10000 in UTC
+        "9999-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+    ],
+)
+def test_expiry_beyond_ten_years_is_400_with_the_allowed_range(
+    admin, target, table_counts, expires
+):
+    before = table_counts()
+    resp = admin.api.post(f"/api/v1/agents/{target.agent_id}/tokens", {"expiresAt": expires})
+    assert_json_error(resp, 400)
+    assert resp.error_code() == "validation_failed"
+    assert "10 years" in resp.body["error"]["message"]
+    (detail,) = resp.body["error"]["details"]["expiresAt"]
+    assert "at most" in detail
+    assert table_counts() == before
+
+
+def test_expiry_just_under_ten_years_is_accepted(admin, target):
+    from datetime import UTC, datetime, timedelta
+
+    expires = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
+    resp = admin.api.post(f"/api/v1/agents/{target.agent_id}/tokens", {"expiresAt": expires})
+    assert resp.status == 201, resp.text
+
+
+def test_cli_refuses_an_expiry_beyond_ten_years(server, admin):
+    from tests.conftest import run_cli
+
+    done = run_cli(
+        server.env, "token", "issue", "--agent", admin.name, "--expires", "4000d", check=False
+    )
+    assert done.returncode != 0
+    # The CLI names its flag and gives the allowed range (the API's message names expiresAt).
+    assert "--expires: must be after " in done.stderr
+    assert " and at most " in done.stderr
+    assert "Traceback" not in done.stderr

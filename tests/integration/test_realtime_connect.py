@@ -3,15 +3,19 @@ connected socket is told, and the feature switch."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import secrets
 import time
+from collections.abc import Iterator
 
 import jwt as pyjwt
 import pytest
 import socketio
 
-from tests.conftest import login
-from tests.realtime_support import Socket, custom_server, ok, run
+from tests.conftest import login, run_cli
+from tests.realtime_support import RawSocket, Socket, blocking, custom_server, ok, run
 
 
 def _refusal(sock: Socket) -> dict[str, object]:
@@ -217,3 +221,120 @@ def _check_messaging_disabled(srv, jwt: str) -> None:
     assert room.status == 201, room.text
     posted = api.post(f"/api/v1/rooms/{room.body['id']}/messages", {"body": "still works"})
     assert posted.status == 201
+
+
+class _Handshakes:
+    """A server of its own (on a fresh database) with an owner, alice and a room of both,
+    and a way to hold handshakes up: a lock on room_members stops them while they read the
+    agent's rooms."""
+
+    def __init__(self, db, srv, token: str) -> None:
+        self.db, self.srv = db, srv
+        self.owner_jwt = login(srv, token)
+        self.owner = srv.api(self.owner_jwt)
+        self.room = self.owner.post("/api/v1/rooms", {"slug": "handshake"}).body
+        alice = self.owner.post("/api/v1/agents", {"name": "alice", "role": "agent"}).body
+        self.alice_id = alice["id"]
+        self.issued = self.owner.post(f"/api/v1/agents/{self.alice_id}/tokens", {}).body
+        self.alice_jwt = login(srv, self.issued["token"])
+        added = self.owner.post(
+            f"/api/v1/rooms/{self.room['id']}/members", {"agentId": self.alice_id}
+        )
+        assert added.status == 201
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        conn = self.db.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("BEGIN; LOCK TABLE room_members IN ACCESS EXCLUSIVE MODE")
+            yield
+            with conn.cursor() as cur:
+                cur.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def online(self) -> bool:
+        members = self.owner.get(f"/api/v1/rooms/{self.room['id']}/members").body["members"]
+        return bool({m["agentId"]: m["online"] for m in members}[self.alice_id])
+
+    async def goes_offline_after_a_polite_visit(self, watcher: Socket) -> None:
+        """A well-behaved socket of alice connects and leaves; the watcher hears alice go
+        offline only if nothing else keeps her online."""
+        polite = Socket(self.srv.base_url)
+        try:
+            await polite.connect(self.alice_jwt)
+        finally:
+            await polite.close()
+        update = {"roomId": self.room["id"], "agentId": self.alice_id, "status": "offline"}
+        await watcher.wait_for("presence:update", lambda p: p == update)
+        assert not await blocking(self.online)
+
+
+@pytest.fixture
+def handshakes(fresh_database, tmp_path) -> Iterator[_Handshakes]:
+    db = fresh_database()
+    run_cli(db.env, "agent", "create", "--name", "owner", "--role", "admin")
+    token = run_cli(db.env, "token", "issue", "--agent", "owner").stdout.strip()
+    with custom_server(db, tmp_path / "server.log") as srv:
+        yield _Handshakes(db, srv, token)
+
+
+def test_a_client_gone_mid_handshake_does_not_stay_online(handshakes):
+    """A client that sends the namespace CONNECT and vanishes while the server is still
+    reading its rooms does not leave its agent online. socket.io runs no disconnect handler
+    for a handshake in progress, but engine.io handles the CONNECT on the connection's read
+    loop, so it sees the close only once the handshake is over, and then the namespace's
+    disconnect runs: no timer has to sweep such sockets up."""
+    h = handshakes
+
+    async def scenario() -> None:
+        watcher = Socket(h.srv.base_url)
+        try:
+            await watcher.connect(h.owner_jwt)
+            with h.held():
+                raw = await RawSocket.open(h.srv.base_url)
+                await raw.send("40/agents," + json.dumps({"token": h.alice_jwt}))
+                await asyncio.sleep(0.5)  # the handshake now waits for the lock
+                raw.abort()
+                await asyncio.sleep(0.5)  # and the connection is gone
+            await h.goes_offline_after_a_polite_visit(watcher)
+        finally:
+            await watcher.close()
+
+    run(scenario())
+
+
+def test_a_session_revoked_mid_handshake_is_refused_and_leaves_nothing_behind(handshakes):
+    """Revoking the token while a handshake with it is in progress: the handshake is refused,
+    and the server keeps nothing of it (a leftover would stay in the room's broadcasts, each
+    broadcast then logging that it cannot reach it)."""
+    h = handshakes
+
+    async def scenario() -> None:
+        watcher = Socket(h.srv.base_url)
+        doomed = Socket(h.srv.base_url)
+        try:
+            await watcher.connect(h.owner_jwt)
+            with h.held():
+                connecting = asyncio.create_task(doomed.connect(h.alice_jwt))
+                await asyncio.sleep(0.5)  # the handshake now waits for the lock
+                prefix = h.issued["prefix"]
+                revoked = await blocking(h.owner.delete, f"/api/v1/tokens/{prefix}")
+                assert revoked.status == 204
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await connecting
+            assert not doomed.events["connected"]
+            before = h.srv.log_text().count("Cannot send to sid")
+            posted = await blocking(
+                h.owner.post, f"/api/v1/rooms/{h.room['id']}/messages", {"body": "after"}
+            )
+            assert posted.status == 201
+            await watcher.wait_for("message:new", lambda m: m["body"] == "after")
+            assert not await blocking(h.online)
+            assert h.srv.log_text().count("Cannot send to sid") == before
+        finally:
+            await doomed.close()
+            await watcher.close()
+
+    run(scenario())

@@ -175,10 +175,11 @@ def test_wrong_argument_counts_and_unknown_events_get_error_acks(server, make_ag
                 "message:send", ({"roomId": room["id"], "body": "x"}, "extra")
             )
             assert error_code(two_args) == "validation_failed"
-            assert two_args["error"]["details"] == {"payload": "got 2 arguments"}
+            assert two_args["error"]["details"] == {"payload": ["got 2 arguments"]}
             unknown = await sock.call("message:delete", {"roomId": room["id"]})
             assert error_code(unknown) == "validation_failed"
-            assert "message:send" in unknown["error"]["details"]["event"]
+            (event_detail,) = unknown["error"]["details"]["event"]
+            assert "message:send" in event_detail
             for event in ("room:join", "room:leave", "room:sync", "session:refresh"):
                 assert error_code(await sock.call(event, "nope")) == "validation_failed", event
             assert await blocking(_messages, alice.api, room["id"]) == []

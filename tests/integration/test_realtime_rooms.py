@@ -178,7 +178,9 @@ def test_presence_is_online_while_any_socket_of_the_agent_is_connected(
 
 def test_socket_that_misses_heartbeats_goes_offline(database, tmp_path, admin):
     """A client that keeps its TCP connection but stops answering engine.io pings (a frozen
-    process, a half-open connection) is dropped once PRESENCE_TIMEOUT_SECONDS have passed."""
+    process, a half-open connection) is dropped once PRESENCE_TIMEOUT_SECONDS have passed:
+    engine.io's own ping timeout closes it and the namespace's disconnect takes the agent
+    offline (there is no separate presence timer)."""
     from tests.conftest import login
 
     with custom_server(database, tmp_path / "server.log", PRESENCE_TIMEOUT_SECONDS="3") as srv:

@@ -1,5 +1,5 @@
-"""Session lifetime on a live socket (expiry, refresh, revocation, disabling), flood control
-and draining on SIGTERM."""
+"""Session lifetime on a live socket (expiry, refresh, revocation, disabling) and flood control
+(shutdown: test_shutdown.py)."""
 
 from __future__ import annotations
 
@@ -225,23 +225,3 @@ def test_a_socket_that_slows_down_recovers(database, tmp_path, admin):
                 await sock.close()
 
         run(scenario())
-
-
-def test_sigterm_closes_sockets_and_exits_cleanly(database, tmp_path, admin):
-    from tests.conftest import start_server, stop_server
-
-    srv = start_server(database.env, tmp_path / "server.log")
-    jwt = login(srv, admin.api_token)
-
-    async def scenario() -> None:
-        sock = Socket(srv.base_url)
-        try:
-            await sock.connect(jwt)
-            code = await blocking(stop_server, srv)
-            assert code == 0, srv.log_text()[-3000:]
-            await sock.wait_disconnected()
-        finally:
-            await sock.close()
-
-    run(scenario())
-    assert "closing 1 socket(s)" in srv.log_text()

@@ -128,4 +128,4 @@ def test_private_room_is_invisible_to_non_members(make_agent, make_room, admin):
 def test_get_room_with_a_bad_uuid_is_400(make_agent):
     resp = make_agent().api.get("/api/v1/rooms/123")
     assert resp.status == 400
-    assert resp.body["error"]["details"] == {"id": "not a valid UUID"}
+    assert resp.body["error"]["details"] == {"id": ["not a valid UUID"]}

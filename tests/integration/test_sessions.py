@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -11,8 +12,10 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+import socketio
 
 from tests.conftest import login
+from tests.realtime_support import Socket, run
 
 
 def _claims(agent, **overrides: Any) -> dict[str, Any]:
@@ -104,14 +107,43 @@ def test_exchange_with_a_wrong_secret(server, make_agent):
     assert_401(server.api(f"agt_{prefix}_{'B' * 43}").post("/api/v1/sessions"))
 
 
-def test_exchange_with_a_jwt_instead_of_an_api_token(server, make_agent):
+def test_exchange_with_a_jwt_instead_of_an_api_token_says_which_was_expected(server, make_agent):
     agent = make_agent()
-    assert_401(server.api(agent.jwt).post("/api/v1/sessions"))
+    resp = server.api(agent.jwt).post("/api/v1/sessions")
+    assert_401(resp)
+    assert resp.body["error"]["message"] == (
+        "this is a session JWT; POST /api/v1/sessions takes an API token (agt_...)"
+    )
 
 
-def test_api_token_is_not_a_session(server, make_agent):
+API_TOKEN_SENT_AS_JWT = (
+    "this is an API token (agt_...); exchange it at POST /api/v1/sessions for a session JWT"
+    " and send that"
+)
+
+
+def test_api_token_is_not_a_session_and_the_answer_says_so(server, make_agent):
     agent = make_agent()
-    assert_401(server.api(agent.api_token).get("/api/v1/agents/me"))
+    resp = server.api(agent.api_token).get("/api/v1/agents/me")
+    assert_401(resp)
+    assert resp.body["error"]["message"] == API_TOKEN_SENT_AS_JWT
+
+
+def test_socket_handshake_with_an_api_token_says_which_was_expected(server, make_agent):
+    agent = make_agent()
+
+    async def scenario() -> None:
+        sock = Socket(server.base_url)
+        try:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await sock.connect(agent.api_token)
+            error = sock.connect_errors[-1]
+            assert error["code"] == "unauthorized"
+            assert error["message"] == API_TOKEN_SENT_AS_JWT
+        finally:
+            await sock.close()
+
+    run(scenario())
 
 
 def test_expired_api_token(server, make_agent, sql):
@@ -123,10 +155,34 @@ def test_expired_api_token(server, make_agent, sql):
     assert_401(agent.api.get("/api/v1/agents/me"))
 
 
+def test_an_api_token_expiring_ends_its_remembered_session_on_time(server, admin, make_agent):
+    agent = make_agent()
+    expires = datetime.now(UTC) + timedelta(seconds=3)
+    issued = admin.api.post(f"/api/v1/agents/{agent.id}/tokens", {"expiresAt": expires.isoformat()})
+    assert issued.status == 201, issued.text
+    resp = server.api(issued.body["token"]).post("/api/v1/sessions")
+    assert resp.status == 201, resp.text
+    # The session ends with its API token, not JWT_TTL_SECONDS later.
+    ends = datetime.fromisoformat(resp.body["expiresAt"].replace("Z", "+00:00"))
+    assert ends <= expires
+    # A JWT that would outlive its API token (signed with the server's key): the token's
+    # expiry, remembered with its standing, is compared with the clock at every use.
+    claims = _claims(dataclasses.replace(agent, api_token=issued.body["token"]))
+    outliving = pyjwt.encode(claims, server.env["JWT_SECRET"], algorithm="HS256")
+    api = server.api(outliving)
+    assert api.get("/api/v1/agents/me").status == 200
+    assert api.get("/api/v1/agents/me").status == 200  # remembered
+    time.sleep(max(0.0, expires.timestamp() - time.time()) + 0.5)
+    resp = api.get("/api/v1/agents/me")
+    assert_401(resp)
+    assert resp.body["error"]["message"] == "session is no longer valid"
+
+
 def test_revoked_api_token_and_its_session_fail_at_once(server, make_agent):
     agent = make_agent()
     prefix = agent.api_token.split("_")[1]
-    assert agent.api.get("/api/v1/agents/me").status == 200
+    for _ in range(3):  # the session's standing is remembered now
+        assert agent.api.get("/api/v1/agents/me").status == 200
     assert agent.api.delete(f"/api/v1/tokens/{prefix}").status == 204
     assert_401(agent.api.get("/api/v1/agents/me"))
     assert_401(server.api(agent.api_token).post("/api/v1/sessions"))

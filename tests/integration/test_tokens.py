@@ -114,18 +114,29 @@ def test_owner_revokes_own_token(server, make_agent):
     assert server.api(agent.api_token).post("/api/v1/sessions").status == 401
 
 
-def test_admin_revokes_and_listing_shows_it(server, admin, make_agent):
+def test_admin_revokes_and_listing_shows_it(server, admin, make_agent, sql):
     agent = make_agent()
     prefix = prefix_of(agent.api_token)
+
+    def revocations() -> int:
+        rows = sql(
+            "SELECT count(*) FROM audit_events"
+            " WHERE type = 'token-revoked' AND payload->>'prefix' = %s",
+            prefix,
+        )
+        return int(str(rows[0][0]))
+
     assert admin.api.delete(f"/api/v1/tokens/{prefix}").status == 204
     assert agent.api.get("/api/v1/rooms").status == 401
     listed = admin.api.get(f"/api/v1/agents/{agent.id}/tokens").body["tokens"]
     revoked_at = next(t["revokedAt"] for t in listed if t["prefix"] == prefix)
     assert revoked_at is not None
-    # A second revocation is harmless and keeps the first time.
+    assert revocations() == 1
+    # A second revocation is an idempotent 204: it keeps the first time and writes nothing.
     assert admin.api.delete(f"/api/v1/tokens/{prefix}").status == 204
     listed = admin.api.get(f"/api/v1/agents/{agent.id}/tokens").body["tokens"]
     assert next(t["revokedAt"] for t in listed if t["prefix"] == prefix) == revoked_at
+    assert revocations() == 1
 
 
 def test_revoking_one_token_leaves_the_other(server, admin, make_agent):

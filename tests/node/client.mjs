@@ -62,12 +62,35 @@ const scenarios = {
     socket.close();
     return { connected, join, send, live, bad, sync };
   },
+
+  // Connect with reconnection on (the client's default), say so on a line of its own, then
+  // wait for the server to go away and come back (the test restarts it on the same port):
+  // the disconnect reason, the second `connected`, and a room:sync on the new connection.
+  async reconnect() {
+    const socket = open({
+      auth: { token: config.token },
+      reconnection: true,
+      reconnectionDelay: 200,
+      reconnectionDelayMax: 1000,
+    });
+    const first = await once(socket, "connected");
+    const lost = once(socket, "disconnect");
+    process.stdout.write(JSON.stringify({ ready: true }) + "\n");
+    const reason = await lost;
+    const again = await once(socket, "connected");
+    const sync = await socket.timeout(10000).emitWithAck("room:sync", {
+      roomId: config.roomId,
+      afterSeq: 0,
+    });
+    socket.close();
+    return { first, reason, again, sync };
+  },
 };
 
 const timer = setTimeout(() => {
   console.error(`scenario ${scenario} timed out`);
   process.exit(2);
-}, 20000);
+}, config.timeoutMs ?? 20000);
 
 try {
   if (!(scenario in scenarios)) throw new Error(`unknown scenario ${scenario}`);

@@ -7,6 +7,7 @@ does when PostgreSQL is down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -134,6 +135,41 @@ async def test_body_far_over_the_limit_is_413_json_before_auth(http_client, base
     )
     assert response.code == 413
     assert error_of(response)["code"] == "payload_too_large"
+
+
+async def exchange(reader, writer, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request on an open connection; the response read by its Content-Length."""
+    writer.write(request)
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status_line, *lines = head.strip().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.gen_test
+async def test_a_503_before_the_body_keeps_the_connection_usable(http_server, http_port):
+    """The database is away: authentication answers 503 before the POST body is read. The
+    answer waits for the body, so the next request on the connection is answered too."""
+    token, _ = jwt_tokens.issue(
+        JWT_SECRET, agent_id=uuid.uuid4(), role="agent", token_prefix="a" * 12, ttl_seconds=60
+    )
+    body = json.dumps({"body": "x" * 2000}).encode()
+    post = (
+        f"POST /api/v1/rooms/{uuid.uuid4()}/messages HTTP/1.1\r\nHost: t\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    try:
+        status, headers, payload = await exchange(reader, writer, post)
+        assert status == 503
+        assert json.loads(payload)["error"]["code"] == "unavailable"
+        assert headers.get("connection", "").lower() != "close"
+        status, _, _ = await exchange(reader, writer, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 200
+    finally:
+        writer.close()
 
 
 def test_app_is_a_tornado_application(app):

@@ -1,10 +1,20 @@
-"""Settings: defaults, one ConfigError naming the variable per bad value, masked secrets."""
+"""Settings: defaults, a ConfigError naming every bad variable, typo warnings, masked secrets,
+and every setting documented."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from agenthub.config import ConfigError, Settings, load_settings
+from agenthub.config import (
+    ConfigError,
+    Settings,
+    SettingsSchema,
+    load_settings,
+    misspelt_settings,
+)
 
 SECRET = "s" * 40
 
@@ -119,3 +129,96 @@ def test_dsn_quotes_a_password_with_spaces_and_quotes():
     s = load_settings(env(POSTGRES_PASSWORD="a b'c"))
     assert "password='a b\\'c'" in s.dsn()
     assert "port=5432" in s.dsn()
+
+
+def test_every_bad_variable_is_reported_in_schema_order():
+    with pytest.raises(ConfigError) as info:
+        load_settings(env(PORT="abc", JWT_TTL_SECONDS="5", FEATURE_MESSAGING_ENABLED="maybe"))
+    problems = info.value.problems
+    assert [p.split(": ")[1] for p in problems] == [
+        "PORT",
+        "JWT_TTL_SECONDS",
+        "FEATURE_MESSAGING_ENABLED",
+    ]
+    assert all(p.startswith("invalid configuration: ") for p in problems)
+    assert str(info.value).splitlines() == problems
+
+
+def test_a_missing_secret_is_reported_with_the_other_problems():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"LOG_LEVEL": "loud"})
+    assert [p.split(": ")[1] for p in info.value.problems] == ["LOG_LEVEL", "JWT_SECRET"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("JWT_TTL", "JWT_TTL_SECONDS"),
+        ("POSTGRES_PASS", "POSTGRES_PASSWORD"),
+        ("POSTGRES_DATABASE", "POSTGRES_DB"),
+        ("RATE_LIMIT_AGENT", "RATE_LIMIT_AGENT_PER_MINUTE"),
+        ("SOCKET_BURST_SIZE", "SOCKET_BURST"),
+        ("AGENTHUB_PORT", "PORT"),
+        ("AGENTHUB_JWT_SECRET", "JWT_SECRET"),
+    ],
+)
+def test_a_misspelt_setting_gets_a_suggestion(variable, meant):
+    assert misspelt_settings(env(**{variable: "1"})) == [
+        f"{variable} is not a setting; did you mean {meant}?"
+    ]
+
+
+def test_other_variables_are_left_alone():
+    unrelated = {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "PGPASSWORD": "x",
+        "AGENTHUB_URL": "http://hub:3000",  # the agents' client settings
+        "AGENTHUB_TOKEN": "agt_x",
+        "AGENTHUB_ENV_FILE": "/dev/null",
+        "LOG_FORMAT": "json",  # a known prefix, but nothing like a setting
+        "PORT": "3000",
+        "JWT_TTL_SECONDS": "60",
+    }
+    assert misspelt_settings(env(**unrelated)) == []
+
+
+def test_a_deprecated_setting_is_not_taken_for_a_misspelt_one():
+    assert misspelt_settings(env(SOCKET_REVALIDATE_SECONDS="5")) == []
+
+
+def test_misspelt_settings_do_not_stop_loading():
+    assert load_settings(env(JWT_TTL="60")).jwt_ttl_seconds == 900
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env_file_lines() -> list[str]:
+    return (ROOT / "packaging" / "agenthub.env").read_text().splitlines()
+
+
+def test_the_packaged_env_file_lists_every_setting_with_its_default_and_meaning():
+    lines = _env_file_lines()
+    listed = {}
+    for i, line in enumerate(lines):
+        match = re.match(r"^#?([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            listed[match.group(1)] = match.group(2)
+            above = lines[i - 1]
+            assert above.startswith("# ") and "=" not in above.split()[1], (
+                f"{match.group(1)}: the line above should say what it means"
+            )
+    assert set(listed) == set(SettingsSchema().fields)
+    defaults = load_settings(env()).masked()
+    for name, value in listed.items():
+        if value == "" and name in {"JWT_SECRET", "POSTGRES_PASSWORD"}:
+            continue  # to be filled in
+        shown = load_settings(env(**{name: value})).masked()[name]
+        assert shown == defaults[name], f"{name}={value} is not the default {defaults[name]}"
+
+
+def test_config_md_documents_every_setting():
+    text = (ROOT / "docs" / "CONFIG.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, re.MULTILINE))
+    assert set(SettingsSchema().fields) - documented == set()

@@ -19,7 +19,7 @@ def test_page_bounds_default_and_range() -> None:
     for bad in (0, -1, 201):
         with pytest.raises(ValidationFailed) as err:
             pages.limit(bad)
-        assert err.value.details == {"limit": "must be between 1 and 200"}
+        assert err.value.details == {"limit": ["must be between 1 and 200"]}
 
 
 def test_seq_bounds_name_the_callers_field() -> None:

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -57,6 +58,29 @@ def test_round_trip():
     assert c.expires_at == expires_at
     assert int((c.expires_at - c.issued_at).total_seconds()) == 900
     assert len(c.jti) == 32
+
+
+def test_a_session_never_outlives_the_time_it_is_capped_at():
+    cap = datetime.now(UTC) + timedelta(seconds=30.9)
+    token, expires_at = jwt_tokens.issue(
+        SECRET, agent_id=AGENT, role="agent", token_prefix="p", ttl_seconds=900, not_after=cap
+    )
+    assert expires_at <= cap
+    assert jwt_tokens.decode(SECRET, token).expires_at == expires_at
+    _, uncapped = jwt_tokens.issue(
+        SECRET, agent_id=AGENT, role="agent", token_prefix="p", ttl_seconds=10, not_after=cap
+    )
+    assert uncapped < cap - timedelta(seconds=15)  # the TTL, when it ends first
+
+
+def test_a_jwt_is_told_apart_from_an_api_token():
+    token, _ = jwt_tokens.issue(
+        SECRET, agent_id=AGENT, role="agent", token_prefix="p", ttl_seconds=9
+    )
+    assert jwt_tokens.looks_like_jwt(token)
+    assert jwt_tokens.looks_like_jwt(forge({"alg": "none"}, claims()))
+    for other in ("agt_abcdefghijkl_" + "A" * 43, "", "a.b.c", "x" * 100):
+        assert not jwt_tokens.looks_like_jwt(other)
 
 
 def test_each_token_has_its_own_jti():

@@ -1,16 +1,25 @@
-"""The pure parts of the socket layer: flood control, presence bookkeeping, origins, and how
-the handshake finds the JWT."""
+"""The pure parts of the socket layer: flood control, presence bookkeeping, origins, how
+the handshake finds the JWT, packet decoding, and which failures log as errors."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from socketio import packet
 
-from agenthub.realtime.namespace import token_from_handshake
-from agenthub.realtime.origins import OriginPolicy, cors_setting
+from agenthub.actors import Principal
+from agenthub.config import ConfigError, load_settings
+from agenthub.origins import OriginPolicy, cors_setting
+from agenthub.realtime.connections import SocketState
+from agenthub.realtime.namespace import AgentsNamespace, token_from_handshake
+from agenthub.realtime.packets import AgentsPacket, Malformed
 from agenthub.realtime.presence import Presence
 from agenthub.realtime.rate_limit import FloodGuard, TokenBucket
+from agenthub.realtime.server import _library_log
 
 
 class FakeClock:
@@ -66,7 +75,8 @@ def test_presence_counts_sockets_per_agent_and_room():
     assert presence.remove_socket("b1") == [room]
     assert presence.remove_socket("b1") == []
     assert presence.join("gone", room) is False
-    assert sorted(presence.sockets()) == ["a2"]
+    assert presence.join("a2", other) is True  # a2 is still known; b1 and "gone" are not
+    assert presence.join("b1", other) is False
 
 
 @pytest.mark.parametrize(
@@ -115,3 +125,101 @@ def test_wildcard_origin_is_passed_through():
 )
 def test_token_from_handshake(auth, query, token):
     assert token_from_handshake(auth, {"QUERY_STRING": query}) == token
+
+
+@pytest.mark.parametrize(
+    ("encoded", "problem", "ack_id"),
+    [
+        ("2/agents,1[", "invalid JSON", 1),
+        ('2/agents,2{"a":1}', "an event is a JSON array", 2),
+        ("2/agents,3" + "[" * 1000, "nested too deeply", 3),
+        ("2/agents,4[]", "an event is a JSON array", 4),
+        ("2/agents,5null", "an event is a JSON array", 5),
+        ('9/agents,6["x"]', "unexpected packet type 9", None),  # only events get acks
+        ("4/agents,{}", "unexpected packet type 4", None),
+        ("x", "not a socket.io packet", None),
+    ],
+)
+def test_a_malformed_packet_decodes_to_an_event_the_namespace_answers(encoded, problem, ack_id):
+    decoded = AgentsPacket(encoded_packet=encoded)
+    assert decoded.packet_type == packet.EVENT
+    assert decoded.id == ack_id
+    [stand_in] = decoded.data
+    assert isinstance(stand_in, Malformed) and problem in stand_in.problem
+
+
+def test_a_malformed_connect_keeps_its_type_and_carries_the_problem_as_auth():
+    decoded = AgentsPacket(encoded_packet="0/agents,{bad")
+    assert decoded.packet_type == packet.CONNECT and decoded.namespace == "/agents"
+    assert isinstance(decoded.data, Malformed)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        '2/agents,7["message:send",{"roomId":"r","body":"b"}]',
+        '0/agents,{"token":"t"}',
+        "1/agents,",
+        '3/agents,4["ok"]',
+        '51-/agents,8["a",{"_placeholder":true,"num":0}]',
+    ],
+)
+def test_well_formed_packets_decode_as_python_socketio_decodes_them(encoded):
+    ours, theirs = AgentsPacket(encoded_packet=encoded), packet.Packet(encoded_packet=encoded)
+    assert vars(ours) == vars(theirs)
+
+
+def test_a_server_bug_in_an_event_still_logs_an_error_with_its_traceback(caplog):
+    """Only the client's mistakes became warnings: an exception in a handler is a bug."""
+
+    class Hub:
+        accepting = True
+
+        def __init__(self) -> None:
+            self.socket = SocketState("s1", _principal(), _in_an_hour(), FloodGuard(10, 10, 10))
+
+        def state(self, sid):
+            return self.socket
+
+    async def broken(state, payload):
+        raise RuntimeError("a bug")
+
+    namespace = AgentsNamespace(services=None, hub=Hub())  # type: ignore[arg-type]
+    namespace._events["room:sync"] = broken
+    with caplog.at_level(logging.WARNING, logger="agenthub.realtime"):
+        ack = asyncio.run(namespace.dispatch("s1", "room:sync", ({},)))
+    assert ack == {"ok": False, "error": {"code": "internal", "message": "internal error"}}
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+
+
+def test_the_libraries_log_keeps_their_exceptions_as_errors(caplog):
+    """python-socketio/engine.io report a client's mistake with error() (made a warning) and
+    a failure in their own code with exception() (kept an error, with the traceback)."""
+    library = _library_log("agenthub.test-library")
+    with caplog.at_level(logging.WARNING, logger="agenthub.test-library"):
+        library.error("not an accepted origin")
+        try:
+            raise ValueError("a bug")
+        except ValueError:
+            library.exception("handler error")
+    assert [(r.levelno, r.exc_info is not None) for r in caplog.records] == [
+        (logging.WARNING, False),
+        (logging.ERROR, True),
+    ]
+
+
+def _principal() -> Principal:
+    return Principal(agent_id=uuid.uuid4(), name="alice", role="agent", token_prefix="p")
+
+
+def _in_an_hour() -> datetime:
+    return datetime.now(UTC) + timedelta(hours=1)
+
+
+def test_the_socket_buffer_cap_defaults_to_4_mib_and_refuses_tiny_values():
+    secret = {"JWT_SECRET": "s" * 40}
+    assert load_settings(secret).socket_max_buffer_bytes == 4 * 1_048_576
+    assert load_settings({**secret, "SOCKET_MAX_BUFFER_BYTES": "65536"}).socket_max_buffer_bytes
+    with pytest.raises(ConfigError, match="SOCKET_MAX_BUFFER_BYTES"):
+        load_settings({**secret, "SOCKET_MAX_BUFFER_BYTES": "1000"})

@@ -1,5 +1,7 @@
-"""Which browser origins may open a socket: exact origins, or any origin whose host is an IP
-address inside a configured CIDR block (a LAN's agents rarely have stable host names)."""
+"""Which browser origins may call the API or open a socket: exact origins, or any origin whose
+host is an IP address inside a configured CIDR block (a LAN's agents rarely have stable host
+names). One policy for both endpoints: ``agenthub.api.security`` and ``agenthub.realtime``
+import it from here."""
 
 from __future__ import annotations
 

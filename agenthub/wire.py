@@ -1,0 +1,188 @@
+"""The wire form: one marshmallow schema per object AgentHub sends, REST and sockets alike.
+
+These schemas are the single description of each response body. ``models.*.to_dict`` dumps
+through them, and ``api/openapi.py`` derives the OpenAPI document from them (apispec), so what
+is sent and what is documented cannot drift apart. Every field is always present (``null``
+when empty) and nothing else is; timestamps are ISO 8601 in UTC ending in ``Z``.
+
+Dump with the module-level instances (``MESSAGE`` …), never a new schema per call: building
+one costs several times what a dump does, and a ``Message`` is dumped for every post, listed
+message and broadcast.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from agenthub.domain import ROLES, VISIBILITIES
+
+
+def iso(value: datetime | None) -> str | None:
+    """``2024-05-01T12:00:00.123456Z``: the one timestamp format on the wire."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+class Timestamp(fields.DateTime):
+    """A ``DateTime`` (documented as ``date-time``) written by ``iso``."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return iso(value)
+
+
+class WireSchema(Schema):
+    """A response body: every field present, none added (``additionalProperties: false``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    def serialize(self, obj: object) -> dict[str, Any]:
+        """``dump`` with the type it has here: one JSON object."""
+        data: dict[str, Any] = self.dump(obj)
+        return data
+
+
+ROLE = validate.OneOf(ROLES)
+VISIBILITY = validate.OneOf(VISIBILITIES)
+
+
+class AgentSchema(WireSchema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    display_name = fields.String(required=True, data_key="displayName")
+    role = fields.String(required=True, validate=ROLE)
+    disabled = fields.Boolean(required=True)
+    created_at = Timestamp(required=True, data_key="createdAt")
+
+
+class AgentListSchema(WireSchema):
+    agents = fields.Nested(AgentSchema, many=True, required=True)
+
+
+class TokenInfoSchema(WireSchema):
+    """An API token's metadata; the secret is never shown again."""
+
+    prefix = fields.String(required=True)
+    agent_id = fields.UUID(required=True, data_key="agentId")
+    created_at = Timestamp(required=True, data_key="createdAt")
+    expires_at = Timestamp(required=True, allow_none=True, data_key="expiresAt")
+    revoked_at = Timestamp(required=True, allow_none=True, data_key="revokedAt")
+    last_used_at = Timestamp(required=True, allow_none=True, data_key="lastUsedAt")
+
+
+class TokenListSchema(WireSchema):
+    tokens = fields.Nested(TokenInfoSchema, many=True, required=True)
+
+
+class IssuedTokenSchema(WireSchema):
+    """The new API token, shown this once."""
+
+    token = fields.String(required=True)
+    prefix = fields.String(required=True)
+    agent_id = fields.UUID(required=True, data_key="agentId")
+    expires_at = Timestamp(required=True, allow_none=True, data_key="expiresAt")
+
+
+class SessionSchema(WireSchema):
+    """A session JWT for ``Authorization: Bearer``."""
+
+    token = fields.String(required=True)
+    expires_at = Timestamp(required=True, data_key="expiresAt")
+    agent = fields.Nested(AgentSchema, required=True)
+
+
+class RoomSchema(WireSchema):
+    id = fields.UUID(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    visibility = fields.String(required=True, validate=VISIBILITY)
+    created_by = fields.UUID(required=True, allow_none=True, data_key="createdBy")
+    last_seq = fields.Integer(required=True, validate=validate.Range(min=0), data_key="lastSeq")
+    created_at = Timestamp(required=True, data_key="createdAt")
+    member = fields.Boolean(required=True)
+
+
+class RoomListSchema(WireSchema):
+    rooms = fields.Nested(RoomSchema, many=True, required=True)
+
+
+class MemberSchema(WireSchema):
+    agent_id = fields.UUID(required=True, data_key="agentId")
+    name = fields.String(required=True)
+    display_name = fields.String(required=True, data_key="displayName")
+    role = fields.String(required=True, validate=ROLE)
+    joined_at = Timestamp(required=True, data_key="joinedAt")
+    online = fields.Boolean(required=True)
+
+
+class MemberListSchema(WireSchema):
+    members = fields.Nested(MemberSchema, many=True, required=True)
+
+
+class MessageSchema(WireSchema):
+    id = fields.UUID(required=True)
+    room_id = fields.UUID(required=True, data_key="roomId")
+    seq = fields.Integer(required=True, validate=validate.Range(min=1))
+    sender_id = fields.UUID(required=True, data_key="senderId")
+    body = fields.String(required=True)
+    client_msg_id = fields.String(required=True, allow_none=True, data_key="clientMsgId")
+    created_at = Timestamp(required=True, data_key="createdAt")
+
+
+class MessagePageSchema(WireSchema):
+    messages = fields.Nested(MessageSchema, many=True, required=True)
+    next_cursor = fields.String(required=True, allow_none=True, data_key="nextCursor")
+    has_more = fields.Boolean(required=True, data_key="hasMore")
+
+
+class AuditEventSchema(WireSchema):
+    id = fields.UUID(required=True)
+    type = fields.String(required=True)
+    agent_id = fields.UUID(required=True, allow_none=True, data_key="agentId")
+    payload = fields.Dict(required=True)
+    created_at = Timestamp(required=True, data_key="createdAt")
+
+
+class AuditPageSchema(WireSchema):
+    events = fields.Nested(AuditEventSchema, many=True, required=True)
+    next_cursor = fields.String(required=True, allow_none=True, data_key="nextCursor")
+
+
+class ErrorBodySchema(WireSchema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorSchema(WireSchema):
+    """Every error, on every route (docs/adr/0003-error-format.md)."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class HealthSchema(WireSchema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+    uptime = fields.Float(required=True)
+
+
+class ReadinessSchema(WireSchema):
+    status = fields.String(required=True, validate=validate.OneOf(["ready", "unavailable"]))
+    checks = fields.Dict(required=True)
+
+
+AGENT = AgentSchema()
+AGENT_LIST = AgentListSchema()
+TOKEN_INFO = TokenInfoSchema()
+TOKEN_LIST = TokenListSchema()
+ISSUED_TOKEN = IssuedTokenSchema()
+SESSION = SessionSchema()
+ROOM = RoomSchema()
+ROOM_LIST = RoomListSchema()
+MEMBER = MemberSchema()
+MEMBER_LIST = MemberListSchema()
+MESSAGE = MessageSchema()
+MESSAGE_PAGE = MessagePageSchema()
+AUDIT_EVENT = AuditEventSchema()
+AUDIT_PAGE = AuditPageSchema()
