@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tests.conftest import AgentCtx, Server, login
+from tests.servers import AgentCtx, Server, login
 
 WAIT = 15.0  # "eventually": a generous bound on a slow box, never a timing assertion
 

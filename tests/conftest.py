@@ -1,45 +1,37 @@
 """Session fixtures: a fresh PostgreSQL database, migrated by alembic, and a real server.
 
-The server is the real ``agenthub serve`` process on a free port; tests talk to it over
-HTTP (and, later, socket.io). Database credentials come from POSTGRES_* (scripts/test sets
+The server is the real ``agenthub serve`` process on a free port (tests/servers.py); tests
+talk to it over HTTP and socket.io. Database credentials come from POSTGRES_* (scripts/test sets
 them from the dev setup); the role needs CREATEDB.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 import pytest
 
-from tests.helpers import Api, free_port, pg_params
-
-AGENTHUB = shutil.which("agenthub", path=str(Path(sys.executable).parent)) or "agenthub"
-
-
-@dataclass
-class TestDatabase:
-    name: str
-    env: dict[str, str]
-
-    def connect(self) -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(**pg_params(self.name))
-        conn.autocommit = True
-        return conn
+from tests.helpers import pg_params
+from tests.servers import (
+    AGENTHUB,
+    AgentCtx,
+    ScratchDatabase,
+    Server,
+    login,
+    run_cli,
+    start_server,
+    stop_server,
+)
 
 
 @pytest.fixture(scope="session")
-def database() -> Iterator[TestDatabase]:
+def database() -> Iterator[ScratchDatabase]:
     name = f"agenthub_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
     admin.autocommit = True
@@ -62,7 +54,7 @@ def database() -> Iterator[TestDatabase]:
     env.pop("JOURNAL_STREAM", None)
     # The suite's own variable, not a setting: the CLI would warn that it looks like POSTGRES_DB.
     env.pop("POSTGRES_ADMIN_DB", None)
-    db = TestDatabase(name, env)
+    db = ScratchDatabase(name, env)
     subprocess.run([AGENTHUB, "migrate"], env=env, check=True, capture_output=True)
     try:
         yield db
@@ -72,62 +64,8 @@ def database() -> Iterator[TestDatabase]:
         admin.close()
 
 
-def run_cli(
-    env: dict[str, str], *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [AGENTHUB, *args], env=env, check=check, capture_output=True, text=True, timeout=60
-    )
-
-
-@dataclass
-class Server:
-    base_url: str
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def api(self, token: str | None = None) -> Api:
-        return Api(self.base_url, token)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_server(
-    env: dict[str, str], log_path: Path, wait_ready: bool = True, port: int | None = None
-) -> Server:
-    port = port or free_port()
-    env = dict(env, PORT=str(port), HOST="127.0.0.1")
-    log_file = log_path.open("wb")
-    proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log_file, stderr=log_file)
-    server = Server(f"http://127.0.0.1:{port}", env, log_path, proc)
-    deadline = time.monotonic() + 30
-    probe = "/readyz" if wait_ready else "/healthz"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-        try:
-            if server.api().get(probe).status == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server did not become ready:\n{log_path.read_text()}")
-
-
-def stop_server(server: Server) -> int:
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        return server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        return -9
-
-
 @pytest.fixture(scope="session")
-def server(database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(database: ScratchDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log_path = tmp_path_factory.mktemp("server") / "agenthub.log"
     srv = start_server(database.env, log_path)
     yield srv
@@ -135,28 +73,12 @@ def server(database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> 
     assert code == 0, f"server exited with {code}:\n{srv.log_text()[-4000:]}"
 
 
-@dataclass
-class AgentCtx:
-    id: str
-    name: str
-    role: str
-    api_token: str
-    jwt: str
-    api: Api
-
-
-def login(server: Server, api_token: str) -> str:
-    resp = server.api(api_token).post("/api/v1/sessions")
-    assert resp.status == 201, resp.text
-    return str(resp.body["token"])
-
-
 @pytest.fixture(scope="session")
 def admin(server: Server) -> AgentCtx:
     """An admin bootstrapped the way ops do it: with the CLI on the host."""
     name = f"admin-{secrets.token_hex(3)}"
     created = run_cli(server.env, "agent", "create", "--name", name, "--role", "admin", "--json")
-    agent_id = __import__("json").loads(created.stdout)["id"]
+    agent_id = json.loads(created.stdout)["id"]
     token = run_cli(server.env, "token", "issue", "--agent", name).stdout.strip()
     jwt = login(server, token)
     return AgentCtx(agent_id, name, "admin", token, jwt, server.api(jwt))
@@ -199,7 +121,7 @@ TABLES = ("agents", "api_tokens", "rooms", "room_members", "messages", "audit_ev
 
 
 @pytest.fixture(scope="session")
-def db_conn(database: TestDatabase) -> Iterator[psycopg2.extensions.connection]:
+def db_conn(database: ScratchDatabase) -> Iterator[psycopg2.extensions.connection]:
     """An autocommit connection to the test database, for checking what was stored."""
     conn = database.connect()
     yield conn
@@ -229,11 +151,11 @@ def table_counts(sql: Callable[..., list[tuple[object, ...]]]) -> Callable[[], d
 
 
 @pytest.fixture
-def fresh_database(database: TestDatabase) -> Iterator[Callable[[], TestDatabase]]:
+def fresh_database(database: ScratchDatabase) -> Iterator[Callable[[], ScratchDatabase]]:
     """Factory: another empty, migrated database (same credentials), dropped after the test."""
     created: list[str] = []
 
-    def factory() -> TestDatabase:
+    def factory() -> ScratchDatabase:
         name = f"{database.name}_x{len(created)}"
         admin = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
         admin.autocommit = True
@@ -243,7 +165,7 @@ def fresh_database(database: TestDatabase) -> Iterator[Callable[[], TestDatabase
         created.append(name)
         env = dict(database.env, POSTGRES_DB=name)
         subprocess.run([AGENTHUB, "migrate"], env=env, check=True, capture_output=True)
-        return TestDatabase(name, env)
+        return ScratchDatabase(name, env)
 
     yield factory
     admin = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import socketio
 
-from tests.conftest import Server, TestDatabase, start_server, stop_server
+from tests.servers import ScratchDatabase, Server, start_server, stop_server
 
 NAMESPACE = "/agents"
 WAIT = 15.0  # generous bound for "eventually": a slow CI box, never a timing assertion
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def custom_server(database: TestDatabase, log_path: Path, **env: str) -> Iterator[Server]:
+def custom_server(database: ScratchDatabase, log_path: Path, **env: str) -> Iterator[Server]:
     """A server of our own on the shared test database, with changed settings."""
     srv = start_server(dict(database.env, **env), log_path)
     try:

@@ -18,17 +18,17 @@ from tests.auth_support import (
     selects,
     wait_listener,
 )
-from tests.conftest import AgentCtx, Server, login, run_cli
 from tests.realtime_support import custom_server
+from tests.servers import AgentCtx, Server, login, run_cli
 
 if TYPE_CHECKING:
-    from tests.conftest import TestDatabase
+    from tests.servers import ScratchDatabase
 
 ME = "/api/v1/agents/me"  # its handler runs exactly one SELECT of its own
 
 
 @pytest.fixture(scope="module")
-def hub(database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def hub(database: ScratchDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own: its /metrics count only this module's queries."""
     log_path = tmp_path_factory.mktemp("auth-cache") / "server.log"
     with custom_server(database, log_path) as srv:
@@ -87,7 +87,7 @@ def test_cli_disable_ends_the_next_request_and_enable_restores_it(
 
 
 def test_while_the_listener_is_down_every_request_asks_the_database(
-    fresh_database: Callable[[], TestDatabase], tmp_path: Path
+    fresh_database: Callable[[], ScratchDatabase], tmp_path: Path
 ) -> None:
     db = fresh_database()
     with custom_server(db, tmp_path / "server.log") as srv:

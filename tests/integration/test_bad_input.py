@@ -414,7 +414,7 @@ def test_expiry_just_under_ten_years_is_accepted(admin, target):
 
 
 def test_cli_refuses_an_expiry_beyond_ten_years(server, admin):
-    from tests.conftest import run_cli
+    from tests.servers import run_cli
 
     done = run_cli(
         server.env, "token", "issue", "--agent", admin.name, "--expires", "4000d", check=False

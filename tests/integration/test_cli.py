@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from agenthub.domain import SLUG_RULE
-from tests.conftest import AGENTHUB, login, run_cli
+from tests.servers import AGENTHUB, login, run_cli
 
 TOKEN_RE = re.compile(r"^agt_[a-z0-9]{12}_[A-Za-z0-9_-]{43,}$")
 
@@ -67,7 +67,7 @@ def test_seed_is_idempotent(fresh_database):
 
 
 def test_seed_tokens_log_in(fresh_database, tmp_path):
-    from tests.conftest import start_server, stop_server
+    from tests.servers import start_server, stop_server
 
     db = fresh_database()
     table = run_cli(db.env, "seed").stdout.splitlines()

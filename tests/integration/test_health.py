@@ -7,8 +7,8 @@ import uuid
 
 import jwt as pyjwt
 
-from tests.conftest import start_server, stop_server
 from tests.helpers import free_port
+from tests.servers import start_server, stop_server
 
 
 def test_healthz(server):

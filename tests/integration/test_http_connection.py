@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import AgentCtx, Server, start_server, stop_server
-from tests.conftest import TestDatabase as PgDatabase
 from tests.raw_http import RawConnection, RawResponse, request_bytes, request_head
+from tests.servers import AgentCtx, Server, start_server, stop_server
+from tests.servers import ScratchDatabase as PgDatabase
 
 MAX_REQUEST_BYTES = 1_048_576  # the default the shared test server runs with
 HEAD_LIMIT = 65_536

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.conftest import AgentCtx, Server, login
+from tests.servers import AgentCtx, Server, login
 
 
 def test_log_holds_no_token_secret_or_jwt_after_a_full_session(

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from agenthub import cursors
-from tests.conftest import AgentCtx
 from tests.helpers import Response
+from tests.servers import AgentCtx
 
 MESSAGE_KEYS = {"id", "roomId", "seq", "senderId", "body", "clientMsgId", "createdAt"}
 

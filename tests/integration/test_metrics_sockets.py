@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import AgentCtx, Server, login
 from tests.integration.test_metrics import scrape, value
 from tests.realtime_support import WAIT, Socket, blocking, custom_server, error_code, ok, run
+from tests.servers import AgentCtx, Server, login
 
 AGENTS = "agenthub_agents_connected"
 ROOMS = "agenthub_rooms_active"
@@ -27,11 +27,11 @@ WS_SUM = "agenthub_websocket_latency_seconds_sum"
 
 if TYPE_CHECKING:
     # Only for annotations: imported at run time, pytest would try to collect it as a test.
-    from tests.conftest import TestDatabase
+    from tests.servers import ScratchDatabase
 
 
 @pytest.fixture(scope="module")
-def hub(database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def hub(database: ScratchDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log_path = tmp_path_factory.mktemp("metrics-sockets") / "server.log"
     with custom_server(database, log_path) as srv:
         yield srv

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from agenthub.api.openapi import OPERATIONS, implemented
 from agenthub.api.routes import HANDLERS
-from tests.conftest import Server, login, run_cli, start_server, stop_server
-from tests.conftest import TestDatabase as PgDatabase
+from tests.servers import ScratchDatabase as PgDatabase
+from tests.servers import Server, login, run_cli, start_server, stop_server
 
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
 

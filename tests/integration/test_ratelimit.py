@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server, run_cli, start_server, stop_server
-from tests.conftest import TestDatabase as PgDatabase
+from tests.servers import ScratchDatabase as PgDatabase
+from tests.servers import Server, run_cli, start_server, stop_server
 
 
 @dataclass

@@ -14,8 +14,8 @@ import jwt as pyjwt
 import pytest
 import socketio
 
-from tests.conftest import login, run_cli
 from tests.realtime_support import RawSocket, Socket, blocking, custom_server, ok, run
+from tests.servers import login, run_cli
 
 
 def _refusal(sock: Socket) -> dict[str, object]:

@@ -320,8 +320,8 @@ def test_database_away_gives_unavailable_in_the_ack(fresh_database, tmp_path):
 
     import psycopg2
 
-    from tests.conftest import login, run_cli, start_server, stop_server
     from tests.helpers import pg_params
+    from tests.servers import login, run_cli, start_server, stop_server
 
     db = fresh_database()
     name = "dbaway-admin"

@@ -29,12 +29,12 @@ from tests.auth_support import (
     second_token,
     wait_listener,
 )
-from tests.conftest import AgentCtx, Server, login, run_cli
 from tests.realtime_support import WAIT, Socket, blocking, custom_server, error_code, ok, run
+from tests.servers import AgentCtx, Server, login, run_cli
 
 if TYPE_CHECKING:
     # Only for annotations: imported at run time, pytest would try to collect it as a test.
-    from tests.conftest import TestDatabase
+    from tests.servers import ScratchDatabase
 
 Sql = Callable[..., list[tuple[object, ...]]]
 
@@ -42,7 +42,7 @@ NO_TIMER = {"SOCKET_REVALIDATE_SECONDS": "300"}
 
 
 @pytest.fixture(scope="module")
-def hub(database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def hub(database: ScratchDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log_path = tmp_path_factory.mktemp("revalidate") / "server.log"
     with custom_server(database, log_path, **NO_TIMER) as srv:
         wait_listener(srv)
@@ -261,7 +261,7 @@ def test_a_changed_role_applies_to_the_live_socket(hub: Server, admin: AgentCtx,
 
 
 def test_a_revocation_missed_while_the_listener_was_down_ends_the_socket_when_it_is_back(
-    fresh_database: Callable[[], TestDatabase], tmp_path: Path
+    fresh_database: Callable[[], ScratchDatabase], tmp_path: Path
 ) -> None:
     db = fresh_database()
     with custom_server(db, tmp_path / "server.log", **NO_TIMER) as srv:

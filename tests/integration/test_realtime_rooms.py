@@ -181,7 +181,7 @@ def test_socket_that_misses_heartbeats_goes_offline(database, tmp_path, admin):
     process, a half-open connection) is dropped once PRESENCE_TIMEOUT_SECONDS have passed:
     engine.io's own ping timeout closes it and the namespace's disconnect takes the agent
     offline (there is no separate presence timer)."""
-    from tests.conftest import login
+    from tests.servers import login
 
     with custom_server(database, tmp_path / "server.log", PRESENCE_TIMEOUT_SECONDS="3") as srv:
         jwt = login(srv, admin.api_token)

@@ -10,8 +10,8 @@ import jwt as pyjwt
 import pytest
 import socketio
 
-from tests.conftest import login
 from tests.realtime_support import Socket, blocking, custom_server, error_code, ok, run
+from tests.servers import login
 
 
 def short_lived(server, agent_jwt: str, seconds: int) -> tuple[str, float]:

@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import uuid
 
-from tests.conftest import login
 from tests.integration.test_metrics import scrape, value
 from tests.realtime_support import WAIT, RawSocket, Socket, blocking, custom_server, run
+from tests.servers import login
 
 SLOW = "agenthub_websocket_slow_consumer_disconnects_total"
 CAP = 262_144

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import AgentCtx, Server, start_server, stop_server
-from tests.conftest import TestDatabase as PgDatabase
 from tests.helpers import Response
+from tests.servers import AgentCtx, Server, start_server, stop_server
+from tests.servers import ScratchDatabase as PgDatabase
 
 EXPECTED = {
     "content-security-policy": "default-src 'self'",

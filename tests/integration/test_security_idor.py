@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AgentCtx, Server
+from tests.servers import AgentCtx, Server
 
 Attempt = tuple[str, str, Any, int]
 

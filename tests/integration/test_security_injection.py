@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import AgentCtx, Server
+from tests.servers import AgentCtx, Server
 
 SQL = [
     "' OR '1'='1",

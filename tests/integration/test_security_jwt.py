@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import AgentCtx, Server
+from tests.servers import AgentCtx, Server
 
 
 def _b64(data: bytes) -> str:

@@ -14,8 +14,8 @@ import jwt as pyjwt
 import pytest
 import socketio
 
-from tests.conftest import login
 from tests.realtime_support import Socket, run
+from tests.servers import login
 
 
 def _claims(agent, **overrides: Any) -> dict[str, Any]:

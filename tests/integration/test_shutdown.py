@@ -24,10 +24,10 @@ from typing import Any
 
 import socketio
 
-from tests.conftest import Server, login, start_server, stop_server
 from tests.integration.test_realtime_node import NODE, NODE_DIR
 from tests.integration.test_realtime_node import pytestmark as node_mark
 from tests.realtime_support import Socket, blocking, error_code, ok, run
+from tests.servers import Server, login, start_server, stop_server
 
 RECONNECT_WITHIN = 60.0  # generous: the client backs off while no server listens
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import login
+from tests.servers import login
 
 
 def prefix_of(token: str) -> str:
