@@ -48,7 +48,9 @@ class AgentService:
                     via=actor.via,
                 )
         except UniqueViolation:
-            raise Conflict("an agent with this name already exists", {"name": name}) from None
+            raise Conflict(
+                "an agent with this name already exists", {"name": [f"{name!r} is taken"]}
+            ) from None
         return Agent.from_row(row)
 
     async def get_agent(self, actor: Actor, agent_id: uuid.UUID) -> Agent:

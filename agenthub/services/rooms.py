@@ -82,7 +82,9 @@ class RoomService:
                         memberId=str(creator),
                     )
         except UniqueViolation:
-            raise Conflict("a room with this slug already exists", {"slug": slug}) from None
+            raise Conflict(
+                "a room with this slug already exists", {"slug": [f"{slug!r} is taken"]}
+            ) from None
         if creator is not None:
             await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=creator))
         return Room.from_row(row, member=creator is not None)

@@ -75,6 +75,7 @@ def test_duplicate_name_is_409(admin, table_counts):
     resp = admin.api.post("/api/v1/agents", {"name": name})
     assert resp.status == 409
     assert resp.error_code() == "conflict"
+    assert resp.body["error"]["details"] == {"name": [f"{name!r} is taken"]}
     assert table_counts() == before
 
 

@@ -50,6 +50,7 @@ def test_duplicate_slug_is_409(make_agent, table_counts):
     resp = b.api.post("/api/v1/rooms", {"slug": s, "visibility": "private"})
     assert resp.status == 409
     assert resp.error_code() == "conflict"
+    assert resp.body["error"]["details"] == {"slug": [f"{s!r} is taken"]}
     assert table_counts() == before
 
 
