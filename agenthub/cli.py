@@ -23,7 +23,7 @@ from agenthub import logging as agenthub_logging
 from agenthub.actors import OPERATOR
 from agenthub.auth import api_tokens
 from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings, misspelt_settings
-from agenthub.domain import ROLES, SLUG_RULE
+from agenthub.domain import MAX_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME_YEARS, ROLES, SLUG_RULE
 from agenthub.errors import AppError, NotFound, Unavailable, ValidationFailed
 from agenthub.models import Agent, TokenInfo
 from agenthub.services.audit import EVENT_TYPES
@@ -45,7 +45,16 @@ def parse_expiry(value: str, now: datetime | None = None) -> datetime:
     match = _DURATION_RE.match(value.strip())
     if match:
         base = now or datetime.now(UTC)
-        return base + timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+        seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        if seconds > MAX_TOKEN_LIFETIME.total_seconds():
+            # Refused here: a huge count overflows the date arithmetic before any service
+            # could say so.
+            days = MAX_TOKEN_LIFETIME.days
+            raise argparse.ArgumentTypeError(
+                f"expiry {value!r} is too far ahead: at most {days}d "
+                f"({MAX_TOKEN_LIFETIME_YEARS} years)"
+            )
+        return base + timedelta(seconds=seconds)
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:

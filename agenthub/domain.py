@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from agenthub.errors import ValidationFailed
 
@@ -20,6 +21,11 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 SLUG_RULE = "1-64 characters: lowercase letters, digits and '-', not starting or ending with '-'"
 MAX_DISPLAY_NAME = 200
 MAX_CLIENT_MSG_ID = 128
+
+# The longest an API token may be issued for: far enough for any real use, and it keeps every
+# expiry a valid PostgreSQL and Python date in every time zone (year 9999 at -14:00 is not).
+MAX_TOKEN_LIFETIME_YEARS = 10
+MAX_TOKEN_LIFETIME = timedelta(days=3653)  # ten years, leap days included
 
 # The largest seq a client may name (``after``/``afterSeq``): far beyond any real room, and
 # small enough to stay exact in a JavaScript number and in PostgreSQL's bigint.

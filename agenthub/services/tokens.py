@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from agenthub.actors import Actor
 from agenthub.auth import api_tokens
 from agenthub.auth.api_tokens import TokenHasher
+from agenthub.domain import MAX_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME_YEARS
 from agenthub.errors import Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, TokenRevoked
 from agenthub.models import IssuedToken, TokenInfo
@@ -17,11 +18,6 @@ from agenthub.services.audit import record
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database, UniqueViolation
-
-# The longest an API token may be issued for: far enough for any real use, and it keeps every
-# expiry a valid PostgreSQL and Python date in every time zone (year 9999 at -14:00 is not).
-MAX_TOKEN_LIFETIME_YEARS = 10
-MAX_TOKEN_LIFETIME = timedelta(days=3653)  # ten years, leap days included
 
 
 def check_expiry(expires_at: datetime, now: datetime | None = None) -> None:

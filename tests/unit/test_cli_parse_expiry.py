@@ -57,3 +57,14 @@ def test_iso_with_offset(text, expected):
 def test_bad_values_are_argparse_errors(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_expiry(text, now=NOW)
+
+
+@pytest.mark.parametrize("text", ["100000000d", "99999999999999999999w", "3654d"])
+def test_a_duration_beyond_the_token_lifetime_is_refused_not_a_traceback(text):
+    # 100000000d overflowed the date arithmetic (OverflowError, a traceback) before.
+    with pytest.raises(argparse.ArgumentTypeError, match="too far ahead: at most 3653d"):
+        parse_expiry(text, now=NOW)
+
+
+def test_the_longest_duration_is_accepted():
+    assert parse_expiry("3653d", now=NOW) == NOW + timedelta(days=3653)
