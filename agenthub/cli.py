@@ -22,7 +22,14 @@ from agenthub import __version__
 from agenthub import logging as agenthub_logging
 from agenthub.actors import OPERATOR
 from agenthub.auth import api_tokens
-from agenthub.config import EX_CONFIG, ConfigError, Settings, load_settings, misspelt_settings
+from agenthub.config import (
+    EX_CONFIG,
+    ConfigError,
+    Settings,
+    deprecated_settings,
+    load_settings,
+    misspelt_settings,
+)
 from agenthub.domain import MAX_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME_YEARS, ROLES, SLUG_RULE
 from agenthub.errors import AppError, NotFound, Unavailable, ValidationFailed
 from agenthub.models import Agent, TokenInfo
@@ -189,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    for warning in misspelt_settings(os.environ):
+    for warning in deprecated_settings(os.environ) + misspelt_settings(os.environ):
         _note(f"warning: {warning}", priority=4)
     try:
         settings = load_settings(os.environ)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -30,7 +29,6 @@ DEPRECATED_SETTINGS = {
     ),
 }
 
-log = logging.getLogger("agenthub.config")
 
 
 class ConfigError(Exception):
@@ -241,9 +239,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigError(
             [_problem(name, messages[name]) for name in schema.fields if name in messages]
         ) from None
-    for name, why in DEPRECATED_SETTINGS.items():
-        if name in environ:
-            log.warning("%s is deprecated and ignored: %s", name, why)
     if loaded["PAGE_SIZE_DEFAULT"] > loaded["PAGE_SIZE_MAX"]:
         raise ConfigError(["PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX"])
     return Settings(**{key.lower(): value for key, value in loaded.items()})
@@ -260,6 +255,15 @@ def _problem(name: str, problem: Any) -> str:
 # AGENTHUB_ is ours too, though no setting carries it: AGENTHUB_PORT most likely means PORT.
 _OWN_PREFIX = "AGENTHUB_"
 _SIMILAR_ENOUGH = 0.6  # difflib ratio: JWT_TTL ~ JWT_TTL_SECONDS is 0.64
+
+
+def deprecated_settings(environ: Mapping[str, str]) -> list[str]:
+    """One warning per deprecated setting present (it is accepted and ignored)."""
+    return [
+        f"{name} is deprecated and ignored: {why}"
+        for name, why in DEPRECATED_SETTINGS.items()
+        if name in environ
+    ]
 
 
 def misspelt_settings(environ: Mapping[str, str]) -> list[str]:

@@ -378,6 +378,15 @@ def test_a_misspelt_setting_is_a_warning(database):
     assert "JWT_TTL_SECONDS=900" in out.stdout.splitlines()
 
 
+def test_a_deprecated_setting_is_one_warning_line(database):
+    out = run_cli(dict(database.env, SOCKET_REVALIDATE_SECONDS="5"), "check-config")
+    assert out.returncode == 0
+    [line] = out.stderr.splitlines()
+    assert line.startswith(
+        "agenthub: warning: SOCKET_REVALIDATE_SECONDS is deprecated and ignored: "
+    )
+
+
 @pytest.mark.parametrize(
     "args", [["check-config"], ["agent", "list"], ["audit"], ["check-config", "--json"]]
 )
