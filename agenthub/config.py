@@ -30,7 +30,6 @@ DEPRECATED_SETTINGS = {
 }
 
 
-
 class ConfigError(Exception):
     """Settings are missing or invalid: one line per problem, each naming its variable."""
 

@@ -8,8 +8,10 @@ made with the CLI, and a real ``agenthub serve`` on a free port, torn down after
 With ``--url`` and ``--token`` (an API token of an admin) it measures a running server instead.
 
 Each client is a thread with one keep-alive ``http.client`` connection and its own agent, so
-the figure includes JSON, auth (one indexed token lookup per call) and the per-room sequence
-lock that serialises every insert into the room.
+the figure includes JSON, auth (the session's standing, from memory while PostgreSQL
+notifications keep it current) and the per-room sequence lock that serialises every insert
+into the room. With its own server it also prints the server's CPU-seconds per 1,000 acked posts
+(from /proc), the figure that compares across machines and load better than the rate.
 
     .venv/bin/python bench/rest_post.py --clients 10 --duration 10
 """
@@ -169,6 +171,16 @@ def local_server(pool_max: int | None) -> Iterator[LocalServer]:
         admin_db.close()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (/proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -293,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             for w in workers:
                 w.latencies.clear()
                 w.errors.clear()
+        cpu_before = cpu_seconds(pid) if pid is not None else None
         wall = run_clients(base_url, room_id, workers, args.duration, args.count)
+        cpu_after = cpu_seconds(pid) if pid is not None else None
         rss = rss_mib(pid) if pid is not None else None
         checker = Client(base_url, workers[0].jwt)
         _, room = checker.request("GET", f"/api/v1/rooms/{room_id}")
@@ -320,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
         "roomLastSeq": room.get("lastSeq") if isinstance(room, dict) else None,
         "acknowledged": warm_acked + len(latencies),
         "serverRssMiB": None if rss is None else round(rss, 1),
+        "serverCpuSecondsPer1000": (
+            round(1000 * (cpu_after - cpu_before) / len(latencies), 3)
+            if cpu_before is not None and cpu_after is not None and latencies
+            else None
+        ),
     }
     if args.json:
         print(json.dumps(result))
@@ -340,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if rss is not None:
             print(f"  server RSS  {result['serverRssMiB']} MiB")
+        if result["serverCpuSecondsPer1000"] is not None:
+            print(f"  server CPU  {result['serverCpuSecondsPer1000']} s per 1,000 acked posts")
     if result["roomLastSeq"] != result["acknowledged"]:
         print("bench: room seq does not match the acknowledged posts", file=sys.stderr)
         return 1
