@@ -153,7 +153,15 @@ class AuditPageSchema(WireSchema):
 class ErrorBodySchema(WireSchema):
     code = fields.String(required=True)
     message = fields.String(required=True)
-    details = fields.Dict()
+    # Field name -> list of messages; the numbers ``limit`` (413, 414, 431) and ``retryAfter``
+    # (429) are the only other values (docs/adr/0003-error-format.md).
+    details = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={
+            "description": "field -> list of messages; limit and retryAfter are numbers",
+        },
+    )
 
 
 class ErrorSchema(WireSchema):

@@ -75,9 +75,14 @@ _ERROR_TEXT = {
     404: "No such resource (or one the caller may not see)",
     409: "Conflict with stored state",
     413: "Request body or message too large",
+    414: "Request line over 64 KiB",
     429: "Rate limited; retry after the number of seconds in Retry-After",
-    503: "The database is unavailable",
+    431: "Header fields over 64 KiB together",
+    503: "The database is unavailable, or the server is shutting down",
 }
+
+# Every route may answer these, before any handler runs (api/heads.py).
+_HEAD_ERRORS = (414, 431)
 
 PUBLIC = "public"  # no credential
 SESSION = "session"  # a session JWT
@@ -291,7 +296,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         elif status == 204:
             entry["description"] = "Done; no body"
         out[str(status)] = entry
-    for status in sorted(set(op.errors)):
+    for status in sorted({*op.errors, *_HEAD_ERRORS}):
         entry = {
             "description": _ERROR_TEXT[status],
             "content": {JSON: {"schema": wire.ErrorSchema}},

@@ -133,3 +133,11 @@ def test_the_server_serves_the_document_built_at_start_from_its_table(
     monkeypatch.setattr(routes, "HANDLERS", [*HANDLERS, Extra])
     with pytest.raises(UndocumentedRoute, match="/api/v1/extra"):
         routes.url_specs(services, guards)
+
+
+def test_every_operation_documents_the_head_limits() -> None:
+    # api/heads.py answers 414 / 431 on any route before its handler runs.
+    paths = build_document(SETTINGS, HANDLERS)["paths"]
+    for route, methods in paths.items():
+        for method, operation in methods.items():
+            assert {"414", "431"} <= set(operation["responses"]), (route, method)
