@@ -420,7 +420,23 @@ def test_cli_refuses_an_expiry_beyond_ten_years(server, admin):
         server.env, "token", "issue", "--agent", admin.name, "--expires", "4000d", check=False
     )
     assert done.returncode != 0
-    # The CLI names its flag and gives the allowed range (the API's message names expiresAt).
-    assert "--expires: must be after " in done.stderr
-    assert " and at most " in done.stderr
+    # A duration is checked as the flag is parsed; the rule is in the message.
+    assert "--expires: expiry '4000d' is too far ahead: at most 3653d" in done.stderr
     assert "Traceback" not in done.stderr
+
+    iso = run_cli(
+        server.env,
+        "token",
+        "issue",
+        "--agent",
+        admin.name,
+        "--expires",
+        "9999-12-31T23:59:59-14:00",
+        check=False,
+    )
+    assert iso.returncode != 0
+    # A date goes to the service; the CLI names its flag and the allowed range (the API's
+    # message names expiresAt).
+    assert "--expires: must be after " in iso.stderr
+    assert " and at most " in iso.stderr
+    assert "Traceback" not in iso.stderr
