@@ -15,12 +15,20 @@ from agenthub.errors import ValidationFailed
 
 ROLES = ("admin", "agent")
 VISIBILITIES = ("public", "private")
+ROOM_KINDS = ("room", "dm")
 
 # Slugs (room slugs, agent names): URL- and shell-safe.
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 SLUG_RULE = "1-64 characters: lowercase letters, digits and '-', not starting or ending with '-'"
 MAX_DISPLAY_NAME = 200
 MAX_CLIENT_MSG_ID = 128
+MAX_TOPIC = 1000
+
+# Structured messages: a kind names what ``data`` holds ("text" when there is none).
+MESSAGE_KIND_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
+MESSAGE_KIND_RE = re.compile(MESSAGE_KIND_PATTERN.replace("$", r"\Z"))
+DEFAULT_MESSAGE_KIND = "text"
+MAX_DATA_BYTES = 16 * 1024  # ``data`` serialized as compact JSON
 
 # The longest an API token may be issued for: far enough for any real use, and it keeps every
 # expiry a valid PostgreSQL and Python date in every time zone (year 9999 at -14:00 is not).

@@ -129,6 +129,20 @@ class Statement:
         return state.statement, params
 
 
+def _needs_result_processing(type_: sa.types.TypeEngine[Any]) -> bool:
+    """Whether SQLAlchemy would convert this type's values on the way out of psycopg2."""
+    if isinstance(type_, sa.ARRAY):
+        # SQLAlchemy's ARRAY always wraps a processor that walks the list, but psycopg2 already
+        # returns a list of its element's Python values (uuid[] included: register_uuid() covers
+        # arrays): only an element that needs processing makes the result differ.
+        return _needs_result_processing(type_.item_type)
+    try:
+        processor = type_.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+    except Exception:  # a processor that depends on the driver's column type: same verdict
+        return True
+    return processor is not None
+
+
 def _compile(stmt: ClauseElement) -> _Compiled:
     compiled = cast(SQLCompiler, stmt.compile(dialect=_DIALECT))
     sql = compiled.string
@@ -139,11 +153,7 @@ def _compile(stmt: ClauseElement) -> _Compiled:
     if compiled.literal_execute_params:
         raise refuse("literal_execute parameters are not supported")
     for column in getattr(stmt, "exported_columns", ()):
-        try:
-            result_processor = column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
-        except Exception:  # a processor that depends on the driver's column type: same verdict
-            result_processor = True
-        if result_processor is not None:
+        if _needs_result_processing(column.type):
             # Rows come straight from psycopg2; a type that SQLAlchemy would convert on the
             # way out would come back unconverted.
             raise refuse(f"column {column.key!r} of type {column.type!r} needs result processing")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
-from agenthub.domain import ROLES, VISIBILITIES
+from agenthub.domain import MESSAGE_KIND_PATTERN, ROLES, ROOM_KINDS, VISIBILITIES
 
 metadata = sa.MetaData(
     naming_convention={
@@ -73,6 +73,11 @@ rooms = sa.Table(
     sa.Column("slug", sa.Text, nullable=False, unique=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("visibility", sa.Text, nullable=False, server_default="public"),
+    # "room", or "dm": a private room of exactly two agents, found again by dm_key.
+    sa.Column("kind", sa.Text, nullable=False, server_default="room"),
+    sa.Column("dm_key", sa.Text, nullable=True, unique=True),
+    sa.Column("topic", sa.Text, nullable=False, server_default=""),
+    sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column(
         "created_by",
         sa.Uuid(as_uuid=True),
@@ -83,6 +88,8 @@ rooms = sa.Table(
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
     _created_at(),
     sa.CheckConstraint(_one_of("visibility", VISIBILITIES), name="visibility"),
+    sa.CheckConstraint(_one_of("kind", ROOM_KINDS), name="kind"),
+    sa.CheckConstraint("(kind = 'dm') = (dm_key IS NOT NULL)", name="dm_key"),
     sa.Index("ix_rooms_visibility_slug", "visibility", "slug"),
 )
 
@@ -105,6 +112,8 @@ room_members = sa.Table(
     sa.Column(
         "joined_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    # The member's read marker: messages with a higher seq are unread. Only moves forward.
+    sa.Column("last_read_seq", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 messages = sa.Table(
@@ -127,10 +136,75 @@ messages = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("client_msg_id", sa.Text, nullable=True),
     _created_at(),
+    sa.Column("kind", sa.Text, nullable=False, server_default="text"),
+    sa.Column("data", JSONB, nullable=True),
+    # Threads: the seq replied to, and the seq of the thread's first message (replies to
+    # replies share it); both NULL for a message that is not a reply.
+    sa.Column("reply_to", sa.BigInteger, nullable=True),
+    sa.Column("thread_root", sa.BigInteger, nullable=True),
+    # Members the body @-mentions (their ids), and whether it says @room.
+    sa.Column(
+        "mentions",
+        ARRAY(sa.Uuid(as_uuid=True)),
+        nullable=False,
+        server_default=sa.text("'{}'::uuid[]"),
+    ),
+    sa.Column("mentions_room", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("edited_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("redacted_at", sa.DateTime(timezone=True), nullable=True),
+    # Full-text search, maintained by PostgreSQL. 'simple': no stemming and no stop words, so
+    # code identifiers and text in any language match as written.
+    sa.Column(
+        "search",
+        TSVECTOR,
+        sa.Computed("to_tsvector('simple'::regconfig, body)", persisted=True),
+        nullable=True,
+    ),
     # Serves paging (newest first and after=seq) and guarantees density per room.
     sa.UniqueConstraint("room_id", "seq"),
     # Idempotent sends: one stored message per (sender, clientMsgId).
     sa.UniqueConstraint("sender_id", "client_msg_id"),
+    sa.Index(
+        "ix_messages_room_id_thread_root_seq",
+        "room_id",
+        "thread_root",
+        "seq",
+        postgresql_where=sa.text("thread_root IS NOT NULL"),
+    ),
+    sa.Index("ix_messages_room_id_kind_seq", "room_id", "kind", "seq"),
+    sa.Index("ix_messages_search", "search", postgresql_using="gin"),
+    sa.ForeignKeyConstraint(
+        ["room_id", "reply_to"],
+        ["messages.room_id", "messages.seq"],
+        name="fk_messages_reply_to",
+    ),
+    sa.CheckConstraint(f"kind ~ '{MESSAGE_KIND_PATTERN}'", name="kind"),
+    sa.CheckConstraint("jsonb_typeof(data) = 'object'", name="data_object"),
+    sa.CheckConstraint("(reply_to IS NULL) = (thread_root IS NULL)", name="thread"),
+)
+
+# One row per (agent, message that mentions it): explicit @name mentions and @room (one row per
+# member then). Serves "my mentions, newest first" across rooms and unread-mention counts.
+mentions = sa.Table(
+    "mentions",
+    metadata,
+    sa.Column(
+        "agent_id",
+        sa.Uuid(as_uuid=True),
+        sa.ForeignKey("agents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("room_id", sa.Uuid(as_uuid=True), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    # Monotonic position for cursors across rooms.
+    sa.Column("position", sa.BigInteger, sa.Identity(always=True), nullable=False, unique=True),
+    sa.ForeignKeyConstraint(
+        ["room_id", "seq"],
+        ["messages.room_id", "messages.seq"],
+        ondelete="CASCADE",
+        name="fk_mentions_message",
+    ),
+    sa.Index("ix_mentions_agent_id_position", "agent_id", "position"),
 )
 
 audit_events = sa.Table(
