@@ -8,6 +8,7 @@ Limits that operators may tune (message size, page sizes) are settings (``agenth
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,6 +39,34 @@ MAX_TOKEN_LIFETIME = timedelta(days=3653)  # ten years, leap days included
 # The largest seq a client may name (``after``/``afterSeq``): far beyond any real room, and
 # small enough to stay exact in a JavaScript number and in PostgreSQL's bigint.
 MAX_SEQ = 2**62
+
+
+# In a path or payload, "me" names the calling agent; no agent may be called that.
+ME = "me"
+RESERVED_NAMES = frozenset({ME})
+
+_UUID_SHAPE = re.compile(r"^[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z")
+
+
+# What names a room or an agent in a path or payload: a UUID, or a slug / name.
+REF_PATTERN = (
+    r"^(?:[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}"
+    r"|[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$"
+)
+REF_RULE = "an id (UUID) or a name (lowercase letters, digits and '-')"
+REF_RE = re.compile(REF_PATTERN.removesuffix("$") + r"\Z")  # "$" would allow a final newline
+
+
+def looks_like_uuid(value: str) -> bool:
+    """Whether ``value`` has a UUID's shape (with or without dashes). Such a value in a path or
+    payload is always taken as an id, so no slug or name may have this shape."""
+    return bool(_UUID_SHAPE.match(value))
+
+
+def parse_ref(value: str) -> uuid.UUID | str:
+    """A path or payload value naming a room or an agent: an id when it is shaped like one,
+    else a slug or name (looked up by the services)."""
+    return uuid.UUID(value) if looks_like_uuid(value) else value
 
 
 def one_of(choices: tuple[str, ...]) -> str:

@@ -78,6 +78,12 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class RoomArchived(Conflict):
+    """A write (a post) into an archived room; reading it still works."""
+
+    code = "room_archived"
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "payload_too_large"

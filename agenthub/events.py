@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agenthub.models import Message
+from agenthub.models import Message, Room
 from agenthub.ordering import PostSlot, RoomOrder
 
 log = logging.getLogger("agenthub.events")
@@ -22,6 +22,13 @@ log = logging.getLogger("agenthub.events")
 @dataclass(frozen=True)
 class MessagePosted:
     message: Message
+
+
+@dataclass(frozen=True)
+class RoomUpdated:
+    """A room's name, topic or archived flag changed (``room:updated`` to its members)."""
+
+    room: Room
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,15 @@ class SessionsStale:
     announced a change made by hand): every live session must be re-checked in the database."""
 
 
-Event = MessagePosted | MemberAdded | MemberRemoved | TokenRevoked | AgentDisabled | SessionsStale
+Event = (
+    MessagePosted
+    | RoomUpdated
+    | MemberAdded
+    | MemberRemoved
+    | TokenRevoked
+    | AgentDisabled
+    | SessionsStale
+)
 Listener = Callable[[Event], Awaitable[None]]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agenthub import wire
+from agenthub.domain import DEFAULT_MESSAGE_KIND
 from agenthub.store.db import Row
 from agenthub.wire import iso as iso  # re-exported: the socket layer writes timestamps with it
 
@@ -91,6 +92,9 @@ class Room:
     last_seq: int
     created_at: datetime
     member: bool
+    kind: str
+    topic: str
+    archived: bool
 
     @classmethod
     def from_row(cls, row: Row, member: bool) -> Room:
@@ -103,6 +107,9 @@ class Room:
             last_seq=int(row["last_seq"]),
             created_at=row["created_at"],
             member=member,
+            kind=row["kind"],
+            topic=row["topic"],
+            archived=row["archived_at"] is not None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +148,16 @@ class Message:
     body: str
     client_msg_id: str | None
     created_at: datetime
+    kind: str = DEFAULT_MESSAGE_KIND
+    data: dict[str, Any] | None = None
+    reply_to: int | None = None
+    thread_root: int | None = None
+    mentions: tuple[uuid.UUID, ...] = ()
+    mentions_room: bool = False
+    edited_at: datetime | None = None
+    redacted_at: datetime | None = None
+    reply_count: int = 0  # replies to it, when it is a thread's root (listings count them)
+    room_slug: str | None = None  # known where the query joined the room; not on the wire
 
     @classmethod
     def from_row(cls, row: Row) -> Message:
@@ -152,6 +169,16 @@ class Message:
             body=row["body"],
             client_msg_id=row["client_msg_id"],
             created_at=row["created_at"],
+            kind=row["kind"],
+            data=row["data"],
+            reply_to=row["reply_to"],
+            thread_root=row["thread_root"],
+            mentions=tuple(row["mentions"]),
+            mentions_room=row["mentions_room"],
+            edited_at=row["edited_at"],
+            redacted_at=row["redacted_at"],
+            reply_count=int(row.get("reply_count") or 0),
+            room_slug=row.get("room_slug"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from agenthub.domain import ROLES, VISIBILITIES
+from agenthub.domain import DEFAULT_MESSAGE_KIND, REF_PATTERN, REF_RULE, ROLES, VISIBILITIES
 from agenthub.errors import ValidationFailed
 
 
@@ -23,6 +23,12 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise ValidationError("Not a valid boolean.")
         return value
+
+
+# A room (id or slug) or an agent (id, name or "me"): the services look names up.
+NAME_OR_ID = validate.Regexp(REF_PATTERN, error=REF_RULE)
+ROOM_REF_DOC = {"description": "the room's id or its slug"}
+AGENT_REF_DOC = {"description": "the agent's id, its name, or me"}
 
 
 class _Strict(Schema):
@@ -47,28 +53,38 @@ class IssueTokenRequest(_Strict):
 class CreateRoomRequest(_Strict):
     slug = fields.String(required=True)
     name = fields.String(load_default=None)
+    topic = fields.String(load_default="")
     visibility = fields.String(load_default="public", validate=validate.OneOf(VISIBILITIES))
 
 
+class UpdateRoomRequest(_Strict):
+    name = fields.String(load_default=None)
+    topic = fields.String(load_default=None)
+
+
 class AddMemberRequest(_Strict):
-    agentId = fields.UUID(required=True)
+    # Absent (or an empty body): the caller joins.
+    agentId = fields.String(load_default=None, validate=NAME_OR_ID, metadata=AGENT_REF_DOC)
 
 
 class PostMessageRequest(_Strict):
-    body = fields.String(required=True)
+    body = fields.String(load_default="", metadata={"description": "may be empty with data"})
     clientMsgId = fields.String(load_default=None, allow_none=True)
+    replyTo = fields.Integer(load_default=None, allow_none=True, strict=True)
+    kind = fields.String(load_default=DEFAULT_MESSAGE_KIND)
+    data = fields.Dict(load_default=None, allow_none=True, keys=fields.String())
 
 
 class RoomRef(_Strict):
-    roomId = fields.UUID(required=True)
+    roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
 
 
 class SendMessageEvent(PostMessageRequest):
-    roomId = fields.UUID(required=True)
+    roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
 
 
 class SyncRoomEvent(_Strict):
-    roomId = fields.UUID(required=True)
+    roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
     afterSeq = fields.Integer(required=True, strict=True)
     limit = fields.Integer(load_default=None, strict=True)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from agenthub.domain import ROLES, VISIBILITIES
+from agenthub.domain import MESSAGE_KIND_PATTERN, ROLES, ROOM_KINDS, VISIBILITIES
 
 
 def iso(value: datetime | None) -> str | None:
@@ -102,6 +102,9 @@ class RoomSchema(WireSchema):
     last_seq = fields.Integer(required=True, validate=validate.Range(min=0), data_key="lastSeq")
     created_at = Timestamp(required=True, data_key="createdAt")
     member = fields.Boolean(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(ROOM_KINDS))
+    topic = fields.String(required=True)
+    archived = fields.Boolean(required=True)
 
 
 class RoomListSchema(WireSchema):
@@ -129,6 +132,19 @@ class MessageSchema(WireSchema):
     body = fields.String(required=True)
     client_msg_id = fields.String(required=True, allow_none=True, data_key="clientMsgId")
     created_at = Timestamp(required=True, data_key="createdAt")
+    kind = fields.String(required=True, validate=validate.Regexp(MESSAGE_KIND_PATTERN))
+    data = fields.Dict(required=True, allow_none=True)
+    reply_to = fields.Integer(required=True, allow_none=True, data_key="replyTo")
+    thread_root = fields.Integer(required=True, allow_none=True, data_key="threadRoot")
+    mentions = fields.List(fields.UUID(), required=True)
+    mentions_room = fields.Boolean(required=True, data_key="mentionsRoom")
+    edited_at = Timestamp(required=True, allow_none=True, data_key="editedAt")
+    redacted_at = Timestamp(required=True, allow_none=True, data_key="redactedAt")
+    reply_count = fields.Integer(
+        required=True,
+        data_key="replyCount",
+        metadata={"description": "replies in its thread, when it is a thread's root; else 0"},
+    )
 
 
 class MessagePageSchema(WireSchema):

@@ -37,6 +37,16 @@ def sample(name: str, list_length: int = 3) -> Any:
         return {"roomId": str(uuid.uuid4()), "seq": 7, "tags": ["a", "é"], "nested": {"ok": True}}
     if name == "expires_at":
         return datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    if name in ("mentions_room", "archived"):
+        return True
+    if name in ("reply_to", "seq"):
+        return 7
+    if name == "data":
+        return {"task": "review", "files": ["a.py"], "é": None}
+    if name in ("new_name", "new_topic"):
+        return None  # keeps the column's value
+    if name == "mention_names":
+        return [f"name-{i}" for i in range(list_length)]
     return f"{name}-value'; DROP TABLE rooms --"
 
 

@@ -34,11 +34,11 @@ class AgentHandler(BaseHandler):
     route = "/api/v1/agents/{id}"
 
     async def get(self, agent_id: str) -> None:
-        agent = await self.services.agents.get_agent(self.current(), self.path_uuid(agent_id))
+        agent = await self.services.agents.get_agent(self.current(), self.path_ref(agent_id))
         self.reply(200, agent.to_dict())
 
     async def patch(self, agent_id: str) -> None:
-        target = self.path_uuid(agent_id)
+        target = self.path_ref(agent_id)
         data = self.json_body(schemas.UpdateAgentRequest)
         agent = await self.services.agents.set_disabled(self.current(), target, data["disabled"])
         self.reply(200, agent.to_dict())
@@ -48,11 +48,11 @@ class AgentTokensHandler(BaseHandler):
     route = "/api/v1/agents/{id}/tokens"
 
     async def get(self, agent_id: str) -> None:
-        tokens = await self.services.tokens.list_tokens(self.current(), self.path_uuid(agent_id))
+        tokens = await self.services.tokens.list_tokens(self.current(), self.path_ref(agent_id))
         self.reply(200, {"tokens": [t.to_dict() for t in tokens]})
 
     async def post(self, agent_id: str) -> None:
-        target = self.path_uuid(agent_id)
+        target = self.path_ref(agent_id)
         data = self.json_body(schemas.IssueTokenRequest)
         issued = await self.services.tokens.issue_token(self.current(), target, data["expiresAt"])
         self.reply(201, issued.to_dict())

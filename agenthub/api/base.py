@@ -18,6 +18,7 @@ from agenthub import schemas
 from agenthub.actors import Principal
 from agenthub.api.security import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, HttpGuards
 from agenthub.auth import jwt_tokens
+from agenthub.domain import REF_RE, REF_RULE, parse_ref
 from agenthub.errors import (
     AppError,
     Forbidden,
@@ -305,11 +306,12 @@ class BaseHandler(tornado.web.RequestHandler):
                 return value.decode("utf-8", "replace")
             raise ValidationFailed(f"invalid {name}", {name: "not valid UTF-8"}) from None
 
-    def path_uuid(self, value: str, name: str = "id") -> uuid.UUID:
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValidationFailed(f"invalid {name}", {name: "not a valid UUID"}) from None
+    def path_ref(self, value: str, name: str = "id") -> uuid.UUID | str:
+        """A room (id or slug) or an agent (id, name or ``me``) named in the path. Only the
+        shape is checked here; the services look names up."""
+        if not REF_RE.match(value):
+            raise ValidationFailed(f"invalid {name}", {name: REF_RULE})
+        return parse_ref(value)
 
     def query_int(self, name: str) -> int | None:
         """An integer query argument, or None when absent. Only the syntax is checked here:

@@ -22,6 +22,7 @@ from marshmallow import Schema
 from agenthub import __version__, schemas, wire
 from agenthub.api.base import BaseHandler
 from agenthub.config import Settings
+from agenthub.domain import REF_PATTERN
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -43,6 +44,7 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     schemas.CreateAgentRequest,
     schemas.UpdateAgentRequest,
     schemas.IssueTokenRequest,
+    schemas.UpdateRoomRequest,
     schemas.CreateRoomRequest,
     schemas.AddMemberRequest,
     schemas.PostMessageRequest,
@@ -210,6 +212,28 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/rooms/{id}", "GET"): Operation(
         "getRoom", "One room", {200: wire.RoomSchema}, (400, 404, *_AUTH_ERRORS), tags=["rooms"]
     ),
+    ("/api/v1/rooms/{id}", "PATCH"): Operation(
+        "updateRoom",
+        "Change a room's name and/or topic (its creator, or an admin)",
+        {200: wire.RoomSchema},
+        (400, 404, 413, *_AUTH_ERRORS),
+        request=schemas.UpdateRoomRequest,
+        tags=["rooms"],
+    ),
+    ("/api/v1/rooms/{id}/archive", "POST"): Operation(
+        "archiveRoom",
+        "Archive a room: no new posts, reading goes on (its creator, or an admin)",
+        {200: wire.RoomSchema},
+        (400, 404, 409, *_AUTH_ERRORS),
+        tags=["rooms"],
+    ),
+    ("/api/v1/rooms/{id}/unarchive", "POST"): Operation(
+        "unarchiveRoom",
+        "Unarchive a room (its creator, or an admin)",
+        {200: wire.RoomSchema},
+        (400, 404, 409, *_AUTH_ERRORS),
+        tags=["rooms"],
+    ),
     ("/api/v1/rooms/{id}/members", "GET"): Operation(
         "listMembers",
         "A room's members",
@@ -219,10 +243,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/rooms/{id}/members", "POST"): Operation(
         "addMember",
-        "Add a member (200 when already a member)",
+        "Add a member, or join (no agentId); 200 when already a member",
         {201: wire.MemberSchema, 200: wire.MemberSchema},
         (400, 404, 409, 413, *_AUTH_ERRORS),
         request=schemas.AddMemberRequest,
+        request_required=False,
         tags=["members"],
     ),
     ("/api/v1/rooms/{id}/members/{agentId}", "DELETE"): Operation(
@@ -263,7 +288,8 @@ def _path_parameter(name: str) -> dict[str, Any]:
     if name == "prefix":
         schema: dict[str, Any] = {"type": "string", "description": "an API token's prefix"}
     else:
-        schema = {"type": "string", "format": "uuid"}
+        named = "the room's id or slug" if name == "id" else "the agent's id, name, or me"
+        schema = {"type": "string", "pattern": REF_PATTERN, "description": named}
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 

@@ -16,7 +16,11 @@ class RoomsHandler(BaseHandler):
     async def post(self) -> None:
         data = self.json_body(schemas.CreateRoomRequest)
         room = await self.services.rooms.create_room(
-            self.current(), slug=data["slug"], name=data["name"], visibility=data["visibility"]
+            self.current(),
+            slug=data["slug"],
+            name=data["name"],
+            visibility=data["visibility"],
+            topic=data["topic"],
         )
         self.set_header("Location", f"/api/v1/rooms/{room.id}")
         self.reply(201, room.to_dict())
@@ -26,7 +30,31 @@ class RoomHandler(BaseHandler):
     route = "/api/v1/rooms/{id}"
 
     async def get(self, room_id: str) -> None:
-        room = await self.services.rooms.get_room(self.current(), self.path_uuid(room_id))
+        room = await self.services.rooms.get_room(self.current(), self.path_ref(room_id))
+        self.reply(200, room.to_dict())
+
+    async def patch(self, room_id: str) -> None:
+        ref = self.path_ref(room_id)
+        data = self.json_body(schemas.UpdateRoomRequest)
+        room = await self.services.rooms.update_room(
+            self.current(), ref, name=data["name"], topic=data["topic"]
+        )
+        self.reply(200, room.to_dict())
+
+
+class RoomArchiveHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/archive"
+
+    async def post(self, room_id: str) -> None:
+        room = await self.services.rooms.set_archived(self.current(), self.path_ref(room_id), True)
+        self.reply(200, room.to_dict())
+
+
+class RoomUnarchiveHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/unarchive"
+
+    async def post(self, room_id: str) -> None:
+        room = await self.services.rooms.set_archived(self.current(), self.path_ref(room_id), False)
         self.reply(200, room.to_dict())
 
 
@@ -34,11 +62,11 @@ class MembersHandler(BaseHandler):
     route = "/api/v1/rooms/{id}/members"
 
     async def get(self, room_id: str) -> None:
-        members = await self.services.rooms.list_members(self.current(), self.path_uuid(room_id))
+        members = await self.services.rooms.list_members(self.current(), self.path_ref(room_id))
         self.reply(200, {"members": [m.to_dict() for m in members]})
 
     async def post(self, room_id: str) -> None:
-        room = self.path_uuid(room_id)
+        room = self.path_ref(room_id)
         data = self.json_body(schemas.AddMemberRequest)
         member, created = await self.services.rooms.add_member(
             self.current(), room, data["agentId"]
@@ -51,7 +79,7 @@ class MemberHandler(BaseHandler):
 
     async def delete(self, room_id: str, agent_id: str) -> None:
         await self.services.rooms.remove_member(
-            self.current(), self.path_uuid(room_id), self.path_uuid(agent_id, "agentId")
+            self.current(), self.path_ref(room_id), self.path_ref(agent_id, "agentId")
         )
         self.reply(204, None)
 
@@ -62,7 +90,7 @@ class MessagesHandler(BaseHandler):
     async def get(self, room_id: str) -> None:
         page = await self.services.messages.list_messages(
             self.current(),
-            self.path_uuid(room_id),
+            self.path_ref(room_id),
             limit=self.query_int("limit"),
             cursor=self.query_str("cursor"),
             after_seq=self.query_int("after"),
@@ -77,11 +105,18 @@ class MessagesHandler(BaseHandler):
         )
 
     async def post(self, room_id: str) -> None:
-        room = self.path_uuid(room_id)
+        room = self.path_ref(room_id)
         data = self.json_body(schemas.PostMessageRequest)
         result = await self.services.messages.post_message(
-            self.current(), room, data["body"], data["clientMsgId"]
+            self.current(),
+            room,
+            data["body"],
+            data["clientMsgId"],
+            kind=data["kind"],
+            data=data["data"],
+            reply_to=data["replyTo"],
         )
         if result.created:
-            self.set_header("Location", f"/api/v1/rooms/{room}/messages/{result.message.seq}")
+            message = result.message
+            self.set_header("Location", f"/api/v1/rooms/{message.room_id}/messages/{message.seq}")
         self.reply(201 if result.created else 200, result.message.to_dict())

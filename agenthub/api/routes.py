@@ -21,6 +21,8 @@ HANDLERS: list[type[BaseHandler]] = [
     agents.TokenHandler,
     rooms.RoomsHandler,
     rooms.RoomHandler,
+    rooms.RoomArchiveHandler,
+    rooms.RoomUnarchiveHandler,
     rooms.MembersHandler,
     rooms.MemberHandler,
     rooms.MessagesHandler,

@@ -280,13 +280,19 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _send_message(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(schemas.SendMessageEvent, payload)
         result = await self.services.messages.post_message(
-            state.principal, data["roomId"], data["body"], data["clientMsgId"]
+            state.principal,
+            data["roomId"],
+            data["body"],
+            data["clientMsgId"],
+            kind=data["kind"],
+            data=data["data"],
+            reply_to=data["replyTo"],
         )
         return {"message": result.message.to_dict(), "created": result.created}
 
     async def _join_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(schemas.RoomRef, payload)
-        room_id = data["roomId"]
+        room_id = await self.services.directory.room_id(data["roomId"])
         _member, created = await self.services.rooms.add_member(
             state.principal, room_id, state.agent_id
         )
@@ -300,20 +306,22 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _leave_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(schemas.RoomRef, payload)
-        await self.services.rooms.remove_member(state.principal, data["roomId"], state.agent_id)
-        return {"roomId": str(data["roomId"])}
+        room_id = await self.services.directory.room_id(data["roomId"])
+        await self.services.rooms.remove_member(state.principal, room_id, state.agent_id)
+        return {"roomId": str(room_id)}
 
     async def _sync_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(schemas.SyncRoomEvent, payload)
+        room_id = await self.services.directory.room_id(data["roomId"])
         page = await self.services.messages.list_messages(
             state.principal,
-            data["roomId"],
+            room_id,
             limit=data["limit"],
             after_seq=data["afterSeq"],
             after_field="afterSeq",
         )
         return {
-            "roomId": str(data["roomId"]),
+            "roomId": str(room_id),
             "messages": [m.to_dict() for m in page.messages],
             "hasMore": page.has_more,
         }

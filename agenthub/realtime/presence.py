@@ -56,6 +56,9 @@ class Presence:
     def is_online(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
         return bool(self._online.get(room_id, {}).get(agent_id))
 
+    def in_room(self, sid: str, room_id: uuid.UUID) -> bool:
+        return room_id in self._rooms_of.get(sid, ())
+
     def room_count(self) -> int:
         """Rooms where at least one agent is online."""
         return len(self._online)

@@ -3,6 +3,7 @@ Tornado app on the REST port, drained on shutdown."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -16,10 +17,12 @@ from agenthub.events import (
     MemberAdded,
     MemberRemoved,
     MessagePosted,
+    RoomUpdated,
     SessionsStale,
     TokenRevoked,
 )
 from agenthub.metrics import Metrics
+from agenthub.models import Message
 from agenthub.origins import cors_setting
 from agenthub.realtime.connections import SocketState
 from agenthub.realtime.namespace import AgentsNamespace
@@ -176,7 +179,13 @@ class RealtimeServer:
         if isinstance(event, MessagePosted):
             # The bus publishes a room's messages in seq order, one at a time.
             message = event.message
-            await self.sockets.send(str(message.room_id), "message:new", message.to_dict())
+            payload = message.to_dict()
+            await self.sockets.send(str(message.room_id), "message:new", payload)
+            await self._mentioned(message, payload)
+        elif isinstance(event, RoomUpdated):
+            # Everyone who hears it is a member (the room's sockets are its members').
+            room = dataclasses.replace(event.room, member=True)
+            await self.sockets.send(str(room.id), "room:updated", room.to_dict())
         elif isinstance(event, MemberAdded):
             await self.sockets.member_added(event.room_id, event.agent_id)
         elif isinstance(event, MemberRemoved):
@@ -190,6 +199,24 @@ class RealtimeServer:
                 await self._revoked(state.sid, "the agent was disabled")
         elif isinstance(event, SessionsStale):
             self.revalidator.request()
+
+    async def _mentioned(self, message: Message, payload: dict[str, Any]) -> None:
+        """``mention:new`` to the sockets (in the room) of each member the message mentions, or
+        of every member but the sender for @room."""
+        if not message.mentions and not message.mentions_room:
+            return
+        event = {
+            "message": payload,
+            "room": {"id": str(message.room_id), "slug": message.room_slug},
+        }
+        senders = self.sockets.sockets_in(message.room_id, [message.sender_id])
+        if message.mentions_room:
+            await self.sockets.send(str(message.room_id), "mention:new", event, skip=senders)
+            return
+        named = [agent for agent in message.mentions if agent != message.sender_id]
+        sids = self.sockets.sockets_in(message.room_id, named)
+        if sids:
+            await self.sockets.send(sids, "mention:new", event)
 
     async def _revoked(self, sid: str, why: str) -> None:
         await self.kick(sid, "session:revoked", {"code": "unauthorized", "message": why})

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -112,9 +112,20 @@ class LiveSockets:
         await self._sio.leave_room(sid, str(room_id), namespace=NAMESPACE)
         return self.presence.leave(sid, room_id)
 
-    async def send(self, to: str, event: str, payload: dict[str, Any]) -> None:
-        """``event`` to one socket (a sid) or to everyone in a room (a room id)."""
-        await self._sio.emit(event, payload, to=to, namespace=NAMESPACE)
+    async def send(
+        self, to: str | list[str], event: str, payload: dict[str, Any], skip: Sequence[str] = ()
+    ) -> None:
+        """``event`` to sockets (sids) or to everyone in rooms (room ids), but ``skip``."""
+        await self._sio.emit(event, payload, to=to, skip_sid=list(skip), namespace=NAMESPACE)
+
+    def sockets_in(self, room_id: uuid.UUID, agents: Iterable[uuid.UUID]) -> list[str]:
+        """The sockets of ``agents`` that are in the room."""
+        return [
+            state.sid
+            for agent_id in agents
+            for state in self.connections.of_agent(agent_id)
+            if self.presence.in_room(state.sid, room_id)
+        ]
 
     async def announce(
         self,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from agenthub.actors import Actor
 from agenthub.domain import ROLES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -11,14 +9,16 @@ from agenthub.events import AgentDisabled, EventBus
 from agenthub.models import Agent
 from agenthub.services import auth_changes
 from agenthub.services.audit import record
-from agenthub.services.names import check_display_name, check_slug
+from agenthub.services.directory import AgentRef, Directory
+from agenthub.services.names import check_agent_name, check_display_name
 from agenthub.store import agents as agent_store
 from agenthub.store.db import Database, UniqueViolation
 
 
 class AgentService:
-    def __init__(self, db: Database, bus: EventBus) -> None:
+    def __init__(self, db: Database, bus: EventBus, directory: Directory) -> None:
         self._db = db
+        self._directory = directory
         self._bus = bus
 
     async def create_agent(
@@ -31,7 +31,7 @@ class AgentService:
     ) -> Agent:
         if not actor.is_admin:
             raise Forbidden("only admins may create agents")
-        check_slug("name", name)
+        check_agent_name(name)
         display = check_display_name("displayName", display_name or name)
         if role not in ROLES:
             raise ValidationFailed("invalid role", {"role": one_of(ROLES)})
@@ -53,7 +53,8 @@ class AgentService:
             ) from None
         return Agent.from_row(row)
 
-    async def get_agent(self, actor: Actor, agent_id: uuid.UUID) -> Agent:
+    async def get_agent(self, actor: Actor, ref: AgentRef) -> Agent:
+        agent_id = await self._directory.agent_id(actor, ref)
         async with self._db.session() as s:
             row = await agent_store.by_id(s, agent_id)
         if row is None:
@@ -72,9 +73,10 @@ class AgentService:
             rows = await agent_store.list_all(s)
         return [Agent.from_row(r) for r in rows]
 
-    async def set_disabled(self, actor: Actor, agent_id: uuid.UUID, disabled: bool) -> Agent:
+    async def set_disabled(self, actor: Actor, ref: AgentRef, disabled: bool) -> Agent:
         if not actor.is_admin:
             raise Forbidden("only admins may disable agents")
+        agent_id = await self._directory.agent_id(actor, ref)
         if actor.is_agent(agent_id) and disabled:
             raise ValidationFailed("an admin cannot disable itself", {"disabled": "self"})
         async with self._db.transaction() as s:

@@ -23,6 +23,11 @@ EVENT_TYPES = (
     "member-added",
     "member-removed",
     "message-sent",
+    "room-updated",
+    "room-archived",
+    "room-unarchived",
+    "dm-created",
+    "message-redacted",
 )
 
 

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from agenthub import cursors
 from agenthub.actors import Principal
-from agenthub.domain import MAX_CLIENT_MSG_ID, PageBounds, check_seq
-from agenthub.errors import Conflict, Forbidden, PayloadTooLarge, ValidationFailed
+from agenthub.domain import (
+    DEFAULT_MESSAGE_KIND,
+    MAX_CLIENT_MSG_ID,
+    MAX_DATA_BYTES,
+    MAX_SEQ,
+    MESSAGE_KIND_PATTERN,
+    MESSAGE_KIND_RE,
+    PageBounds,
+    check_seq,
+)
+from agenthub.errors import Conflict, Forbidden, PayloadTooLarge, RoomArchived, ValidationFailed
 from agenthub.events import EventBus
 from agenthub.models import Message
+from agenthub.services.directory import Directory, RoomRef
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
 from agenthub.store import rooms as room_store
-from agenthub.store.db import Database, Row, UniqueViolation
+from agenthub.store.db import Database, Row, Session, UniqueViolation
 
 
 @dataclass(frozen=True)
@@ -32,16 +45,26 @@ class MessagePage:
 
 class MessageService:
     def __init__(
-        self, db: Database, bus: EventBus, *, max_body_chars: int, pages: PageBounds
+        self,
+        db: Database,
+        bus: EventBus,
+        directory: Directory,
+        *,
+        max_body_chars: int,
+        pages: PageBounds,
     ) -> None:
         self._db = db
         self._bus = bus
+        self._directory = directory
         self._max_body = max_body_chars
         self._pages = pages
 
-    def _check_body(self, body: str, client_msg_id: str | None) -> None:
-        if not body.strip():
-            raise ValidationFailed("message body is empty", {"body": "must not be empty"})
+    def _check_post(self, post: NewPost) -> None:
+        body, data = post.body, post.data
+        if not body.strip() and data is None:
+            raise ValidationFailed(
+                "message body is empty", {"body": ["must not be empty unless data is given"]}
+            )
         if len(body) > self._max_body:
             raise PayloadTooLarge(
                 f"message body exceeds {self._max_body} characters",
@@ -49,99 +72,116 @@ class MessageService:
             )
         if "\x00" in body:
             raise ValidationFailed("message body contains NUL", {"body": "NUL is not allowed"})
+        client_msg_id = post.client_msg_id
         if client_msg_id is not None and not (
             0 < len(client_msg_id) <= MAX_CLIENT_MSG_ID and "\x00" not in client_msg_id
         ):
             raise ValidationFailed(
                 "invalid clientMsgId", {"clientMsgId": f"1-{MAX_CLIENT_MSG_ID} characters"}
             )
+        if not MESSAGE_KIND_RE.match(post.kind):
+            raise ValidationFailed("invalid kind", {"kind": [f"must match {MESSAGE_KIND_PATTERN}"]})
+        if post.reply_to is not None and not 1 <= post.reply_to <= MAX_SEQ:
+            raise ValidationFailed("invalid replyTo", {"replyTo": [f"a seq, 1 to {MAX_SEQ}"]})
+        if data is not None:
+            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+            if size > MAX_DATA_BYTES:
+                raise PayloadTooLarge(
+                    f"data exceeds {MAX_DATA_BYTES} bytes serialized",
+                    {"data": [f"at most {MAX_DATA_BYTES} bytes as JSON"], "limit": MAX_DATA_BYTES},
+                )
 
     async def post_message(
         self,
         principal: Principal,
-        room_id: uuid.UUID,
+        room: RoomRef,
         body: str,
         client_msg_id: str | None = None,
+        *,
+        kind: str = DEFAULT_MESSAGE_KIND,
+        data: dict[str, Any] | None = None,
+        reply_to: int | None = None,
     ) -> PostResult:
-        self._check_body(body, client_msg_id)
+        post = NewPost(body, client_msg_id, kind, data, reply_to, *mentioned_names(body))
+        self._check_post(post)
+        room_id = await self._directory.room_id(room)
         # The slot tells the bus a post into this room is in flight: a message of the room
         # committed meanwhile waits for this one's outcome, so listeners get seq order. The
         # fan-out itself runs in the background; the caller's reply does not wait for it.
         with self._bus.reserve(room_id) as slot:
-            result = await self._insert_as_member(principal, room_id, body, client_msg_id)
+            result = await self._insert_as_member(principal, room_id, post)
             if result is None:
-                result = await self._insert_or_explain(principal, room_id, body, client_msg_id)
+                result = await self._insert_or_explain(principal, room_id, post)
             if result.created:
                 slot.complete(result.message)
         return result
 
     async def _insert_as_member(
-        self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
+        self, principal: Principal, room_id: uuid.UUID, post: NewPost
     ) -> PostResult | None:
         """The common case in one round trip: a member posts a new message. The statement is
-        its own transaction (autocommit session), and its conditions carry the membership
-        rule. None when it stored nothing (not a member, no such room, a retried
-        clientMsgId, or a concurrent retry that hit the unique constraint)."""
+        its own transaction (autocommit session), and its conditions carry the rules. None
+        when it stored nothing (not a member, no such room, an archived room, an unknown
+        replyTo, a retried clientMsgId, or a concurrent retry that hit the unique
+        constraint)."""
         try:
             async with self._db.session() as s:
-                row = await message_store.insert_next(
-                    s,
-                    room_id=room_id,
-                    sender_id=principal.agent_id,
-                    body=body,
-                    client_msg_id=client_msg_id,
-                )
+                row = await _store(s, principal, room_id, post)
         except UniqueViolation:
             return None
         return None if row is None else PostResult(Message.from_row(row), created=True)
 
     async def _insert_or_explain(
-        self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
+        self, principal: Principal, room_id: uuid.UUID, post: NewPost
     ) -> PostResult:
         """The careful path, step by step in one transaction: says why a post was refused
-        (404, 403, 409), returns the stored message for a retried clientMsgId, and stores the
-        message if the caller became a member in the meantime."""
+        (404, 403, 409, 400), returns the stored message for a retried clientMsgId, and stores
+        the message if the caller became a member in the meantime."""
         try:
-            return await self._insert(principal, room_id, body, client_msg_id)
+            return await self._insert(principal, room_id, post)
         except UniqueViolation:
             # A concurrent retry with the same clientMsgId committed first.
-            assert client_msg_id is not None
+            assert post.client_msg_id is not None
             async with self._db.session() as s:
-                row = await message_store.by_client_msg_id(s, principal.agent_id, client_msg_id)
+                row = await message_store.by_client_msg_id(
+                    s, principal.agent_id, post.client_msg_id
+                )
             if row is None:
                 raise
             return PostResult(Message.from_row(row), created=False)
 
-    async def _insert(
-        self, principal: Principal, room_id: uuid.UUID, body: str, client_msg_id: str | None
-    ) -> PostResult:
+    async def _insert(self, principal: Principal, room_id: uuid.UUID, post: NewPost) -> PostResult:
         async with self._db.transaction() as s:
-            await load_visible_room(s, principal, room_id)
+            room = await load_visible_room(s, principal, room_id)
             if not await room_store.is_member(s, room_id, principal.agent_id):
                 raise Forbidden("only room members may post to this room")
-            row = await message_store.insert_next(
-                s,
-                room_id=room_id,
-                sender_id=principal.agent_id,
-                body=body,
-                client_msg_id=client_msg_id,
-            )
+            if post.client_msg_id is not None:
+                # A retry is answered with what was stored, even once the room is archived.
+                existing = await message_store.by_client_msg_id(
+                    s, principal.agent_id, post.client_msg_id
+                )
+                if existing is not None:
+                    return _retried(existing, room_id)
+            if room["archived_at"] is not None:
+                raise RoomArchived("the room is archived: reading works, posting does not")
+            if post.reply_to is not None and not await message_store.exists(
+                s, room_id, post.reply_to
+            ):
+                raise ValidationFailed(
+                    "replyTo names no message of this room",
+                    {"replyTo": [f"no message with seq {post.reply_to} in this room"]},
+                )
+            row = await _store(s, principal, room_id, post)
             if row is None:
-                # Not stored although the caller is a member: the clientMsgId was used before
-                # (insert_next's guard), or the membership went since the check above.
-                if client_msg_id is not None:
-                    existing = await message_store.by_client_msg_id(
-                        s, principal.agent_id, client_msg_id
-                    )
-                    if existing is not None:
-                        return _retried(existing, room_id)
+                # Every rule the statement checks held a moment ago: the membership went
+                # since, or the room was archived since.
                 raise Forbidden("only room members may post to this room")
         return PostResult(Message.from_row(row), created=True)
 
     async def list_messages(
         self,
         principal: Principal,
-        room_id: uuid.UUID,
+        room: RoomRef,
         *,
         limit: int | None = None,
         cursor: str | None = None,
@@ -153,6 +193,7 @@ class MessageService:
         transport calls ``after_seq`` (error details name it)."""
         limit = self._pages.limit(limit)
         check_seq(after_seq, after_field)
+        room_id = await self._directory.room_id(room)
         if cursor is not None and after_seq is not None:
             raise ValidationFailed(
                 f"cursor and {after_field} cannot be combined",
@@ -176,6 +217,54 @@ class MessageService:
         if has_more and after_seq is None and rows:
             next_cursor = cursors.encode("messages", scope, int(rows[-1]["seq"]))
         return MessagePage([Message.from_row(r) for r in rows], next_cursor, has_more)
+
+
+@dataclass(frozen=True)
+class NewPost:
+    """What a post asks to store, checked before any database work."""
+
+    body: str
+    client_msg_id: str | None
+    kind: str
+    data: dict[str, Any] | None
+    reply_to: int | None
+    mention_names: list[str]
+    mentions_room: bool
+
+
+# "@name" where "@" starts the text or follows a non-word character (so "bob@example.com"
+# mentions nobody), and the name ends where a name character no longer follows.
+_MENTION_RE = re.compile(r"(?<!\w)@([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?![a-z0-9])")
+_ROOM_MENTION = "room"
+_MAX_MENTIONS = 50  # distinct names looked up per message; more are left as text
+
+
+def mentioned_names(body: str) -> tuple[list[str], bool]:
+    """The distinct @names in ``body`` (in order of appearance) and whether it says @room."""
+    names: dict[str, None] = {}
+    mentions_room = False
+    for match in _MENTION_RE.finditer(body):
+        name = match.group(1)
+        if name == _ROOM_MENTION:
+            mentions_room = True
+        elif len(names) < _MAX_MENTIONS:
+            names[name] = None
+    return list(names), mentions_room
+
+
+async def _store(s: Session, principal: Principal, room_id: uuid.UUID, post: NewPost) -> Row | None:
+    return await message_store.insert_next(
+        s,
+        room_id=room_id,
+        sender_id=principal.agent_id,
+        body=post.body,
+        client_msg_id=post.client_msg_id,
+        kind=post.kind,
+        data=post.data,
+        reply_to=post.reply_to,
+        mention_names=post.mention_names,
+        mentions_room=post.mentions_room,
+    )
 
 
 def _retried(existing: Row, room_id: uuid.UUID) -> PostResult:

@@ -11,6 +11,7 @@ from agenthub.events import EventBus
 from agenthub.ratelimit import LoginLimits
 from agenthub.services.agents import AgentService
 from agenthub.services.audit import AuditService
+from agenthub.services.directory import Directory
 from agenthub.services.messages import MessageService
 from agenthub.services.rooms import RoomService
 from agenthub.services.sessions import SessionService
@@ -23,6 +24,7 @@ class Services:
     settings: Settings
     db: Database
     bus: EventBus
+    directory: Directory
     hasher: TokenHasher
     agents: AgentService
     tokens: TokenService
@@ -40,13 +42,15 @@ def build_services(settings: Settings, db: Database) -> Services:
     bus = EventBus()
     pages = PageBounds(default=settings.page_size_default, maximum=settings.page_size_max)
     hasher = TokenHasher(workers=settings.argon2_workers)
+    directory = Directory(db)
     return Services(
         settings=settings,
         db=db,
         bus=bus,
+        directory=directory,
         hasher=hasher,
-        agents=AgentService(db, bus),
-        tokens=TokenService(db, hasher, bus),
+        agents=AgentService(db, bus, directory),
+        tokens=TokenService(db, hasher, bus, directory),
         sessions=SessionService(
             db,
             hasher,
@@ -58,7 +62,9 @@ def build_services(settings: Settings, db: Database) -> Services:
                 settings.rate_limit_login_failures_per_prefix,
             ),
         ),
-        rooms=RoomService(db, bus),
-        messages=MessageService(db, bus, max_body_chars=settings.max_message_chars, pages=pages),
+        rooms=RoomService(db, bus, directory),
+        messages=MessageService(
+            db, bus, directory, max_body_chars=settings.max_message_chars, pages=pages
+        ),
         audit=AuditService(db, pages=pages),
     )

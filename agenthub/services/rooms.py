@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Callable
 
 from agenthub.actors import Actor, Principal
-from agenthub.domain import VISIBILITIES, one_of
+from agenthub.domain import MAX_TOPIC, ME, VISIBILITIES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from agenthub.events import EventBus, MemberAdded, MemberRemoved
+from agenthub.events import EventBus, MemberAdded, MemberRemoved, RoomUpdated
 from agenthub.models import Member, Room
 from agenthub.services.audit import record
+from agenthub.services.directory import AgentRef, Directory, RoomRef
 from agenthub.services.names import check_display_name, check_slug
 from agenthub.store import agents as agent_store
 from agenthub.store import rooms as room_store
@@ -18,6 +19,20 @@ from agenthub.store.db import Database, Row, Session, UniqueViolation
 
 # Answers "is this agent online in this room?"; the socket layer provides it.
 OnlineCheck = Callable[[uuid.UUID, uuid.UUID], bool]
+
+
+def _check_manager(actor: Actor, row: Row, verb: str) -> None:
+    """Only a room's creator, or an admin, may change it."""
+    if not actor.is_admin and not (row["created_by"] and actor.is_agent(row["created_by"])):
+        raise Forbidden(f"only the room's creator or an admin may {verb} it")
+
+
+def check_topic(topic: str) -> str:
+    if len(topic) > MAX_TOPIC or "\x00" in topic:
+        raise ValidationFailed(
+            "invalid topic", {"topic": [f"at most {MAX_TOPIC} characters, no NUL"]}
+        )
+    return topic
 
 
 # The viewer id of an actor with no agent identity (the operator): a member of nothing.
@@ -41,8 +56,9 @@ async def load_visible_room(s: Session, actor: Actor, room_id: uuid.UUID) -> Row
 
 
 class RoomService:
-    def __init__(self, db: Database, bus: EventBus) -> None:
+    def __init__(self, db: Database, bus: EventBus, directory: Directory) -> None:
         self._db = db
+        self._directory = directory
         self._bus = bus
         self._online: OnlineCheck = lambda room_id, agent_id: False
 
@@ -50,7 +66,13 @@ class RoomService:
         self._online = check
 
     async def create_room(
-        self, actor: Actor, *, slug: str, name: str | None, visibility: str = "public"
+        self,
+        actor: Actor,
+        *,
+        slug: str,
+        name: str | None,
+        visibility: str = "public",
+        topic: str = "",
     ) -> Room:
         """An agent that creates a room is its creator and first member; a room the operator
         creates has neither (members are added explicitly)."""
@@ -58,11 +80,17 @@ class RoomService:
         display = check_display_name("name", name or slug)
         if visibility not in VISIBILITIES:
             raise ValidationFailed("invalid visibility", {"visibility": one_of(VISIBILITIES)})
+        check_topic(topic)
         creator = actor.agent_id if isinstance(actor, Principal) else None
         try:
             async with self._db.transaction() as s:
                 row = await room_store.insert(
-                    s, slug=slug, name=display, visibility=visibility, created_by=creator
+                    s,
+                    slug=slug,
+                    name=display,
+                    visibility=visibility,
+                    created_by=creator,
+                    topic=topic,
                 )
                 await record(
                     s,
@@ -94,10 +122,54 @@ class RoomService:
             rows = await room_store.visible_to(s, _viewer(actor), include_private=actor.is_admin)
         return [Room.from_row(r, member=bool(r["is_member"])) for r in rows]
 
-    async def get_room(self, actor: Actor, room_id: uuid.UUID) -> Room:
+    async def get_room(self, actor: Actor, ref: RoomRef) -> Room:
+        room_id = await self._directory.room_id(ref)
         async with self._db.session() as s:
             row = await load_visible_room(s, actor, room_id)
         return Room.from_row(row, member=bool(row["is_member"]))
+
+    async def update_room(
+        self, actor: Actor, ref: RoomRef, *, name: str | None, topic: str | None
+    ) -> Room:
+        """Change the name and/or the topic (creator or admin)."""
+        if name is None and topic is None:
+            raise ValidationFailed("nothing to change", {"body": ["give name, topic or both"]})
+        display = None if name is None else check_display_name("name", name)
+        if topic is not None:
+            check_topic(topic)
+        room_id = await self._directory.room_id(ref)
+        async with self._db.transaction() as s:
+            row = await load_visible_room(s, actor, room_id)
+            _check_manager(actor, row, "change")
+            updated = await room_store.update(s, room_id, name=display, topic=topic)
+            changes = {k: v for k, v in (("name", display), ("topic", topic)) if v is not None}
+            await record(s, "room-updated", actor.audit_agent_id, roomId=str(room_id), **changes)
+        room = Room.from_row(updated, member=bool(row["is_member"]))
+        await self._bus.publish(RoomUpdated(room))
+        return room
+
+    async def set_archived(self, actor: Actor, ref: RoomRef, archived: bool) -> Room:
+        """Archive (no new posts; reading goes on) or unarchive (creator or admin). Asking for
+        the state the room is already in changes nothing and writes no audit event."""
+        room_id = await self._directory.room_id(ref)
+        async with self._db.transaction() as s:
+            row = await load_visible_room(s, actor, room_id)
+            _check_manager(actor, row, "archive" if archived else "unarchive")
+            if row["kind"] == "dm":
+                raise Conflict("a direct-message room cannot be archived", {"id": ["a DM"]})
+            changed = (row["archived_at"] is None) == archived
+            if changed:
+                row = {**row, **await room_store.set_archived(s, room_id, archived)}
+                await record(
+                    s,
+                    "room-archived" if archived else "room-unarchived",
+                    actor.audit_agent_id,
+                    roomId=str(room_id),
+                )
+        room = Room.from_row(row, member=bool(row["is_member"]))
+        if changed:
+            await self._bus.publish(RoomUpdated(room))
+        return room
 
     async def get_room_by_slug(self, slug: str) -> Room:
         async with self._db.session() as s:
@@ -106,7 +178,8 @@ class RoomService:
             raise NotFound(f"room {slug!r} not found")
         return Room.from_row(row, member=False)
 
-    async def list_members(self, actor: Actor, room_id: uuid.UUID) -> list[Member]:
+    async def list_members(self, actor: Actor, ref: RoomRef) -> list[Member]:
+        room_id = await self._directory.room_id(ref)
         async with self._db.session() as s:
             await load_visible_room(s, actor, room_id)
             rows = await room_store.members(s, room_id)
@@ -131,15 +204,17 @@ class RoomService:
             return await room_store.for_member(s, agent_id)
 
     async def add_member(
-        self, actor: Actor, room_id: uuid.UUID, agent_id: uuid.UUID
+        self, actor: Actor, room: RoomRef, agent: AgentRef | None = None
     ) -> tuple[Member, bool]:
-        """(member, created). Public: anyone may join themselves, members add others.
-        Private: only members and admins add anyone."""
+        """(member, created); ``agent`` None adds the caller. Public: anyone may join
+        themselves, members add others. Private: only members and admins add anyone."""
+        room_id = await self._directory.room_id(room)
+        agent_id = await self._directory.agent_id(actor, ME if agent is None else agent)
         async with self._db.transaction() as s:
-            room = await load_visible_room(s, actor, room_id)
+            row = await load_visible_room(s, actor, room_id)
             if not actor.is_admin:
                 adding_self = actor.is_agent(agent_id)
-                if not room["is_member"] and not (adding_self and room["visibility"] == "public"):
+                if not row["is_member"] and not (adding_self and row["visibility"] == "public"):
                     raise Forbidden("only room members or admins may add members to this room")
             target = await agent_store.by_id(s, agent_id)
             if target is None:
@@ -159,7 +234,9 @@ class RoomService:
             await self._bus.publish(MemberAdded(room_id=room_id, agent_id=agent_id))
         return Member.from_row(member_row), created
 
-    async def remove_member(self, actor: Actor, room_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+    async def remove_member(self, actor: Actor, room: RoomRef, agent: AgentRef) -> None:
+        room_id = await self._directory.room_id(room)
+        agent_id = await self._directory.agent_id(actor, agent)
         async with self._db.transaction() as s:
             await load_visible_room(s, actor, room_id)
             if not actor.is_admin and not actor.is_agent(agent_id):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -15,6 +14,7 @@ from agenthub.events import EventBus, TokenRevoked
 from agenthub.models import IssuedToken, TokenInfo
 from agenthub.services import auth_changes
 from agenthub.services.audit import record
+from agenthub.services.directory import AgentRef, Directory
 from agenthub.store import agents as agent_store
 from agenthub.store import tokens as token_store
 from agenthub.store.db import Database, UniqueViolation
@@ -50,18 +50,22 @@ class Revocation(NamedTuple):
 
 
 class TokenService:
-    def __init__(self, db: Database, hasher: TokenHasher, bus: EventBus) -> None:
+    def __init__(
+        self, db: Database, hasher: TokenHasher, bus: EventBus, directory: Directory
+    ) -> None:
+        self._directory = directory
         self._db = db
         self._hasher = hasher
         self._bus = bus
 
     async def issue_token(
-        self, actor: Actor, agent_id: uuid.UUID, expires_at: datetime | None
+        self, actor: Actor, ref: AgentRef, expires_at: datetime | None
     ) -> IssuedToken:
         if not actor.is_admin:
             raise Forbidden("only admins may issue tokens")
         if expires_at is not None:
             check_expiry(expires_at)
+        agent_id = await self._directory.agent_id(actor, ref)
         # Prefix collisions are astronomically rare, but a retry costs nothing.
         for _ in range(3):
             new = api_tokens.generate()
@@ -93,7 +97,8 @@ class TokenService:
             )
         raise RuntimeError("could not allocate a unique token prefix")
 
-    async def list_tokens(self, actor: Actor, agent_id: uuid.UUID) -> list[TokenInfo]:
+    async def list_tokens(self, actor: Actor, ref: AgentRef) -> list[TokenInfo]:
+        agent_id = await self._directory.agent_id(actor, ref)
         if not actor.is_admin and not actor.is_agent(agent_id):
             raise Forbidden("you may list only your own tokens")
         async with self._db.session() as s:

@@ -21,6 +21,7 @@ _INSERT = Statement(
 )
 _BY_ID = Statement(sa.select(agents).where(agents.c.id == sa.bindparam("agent_id")))
 _BY_NAME = Statement(sa.select(agents).where(agents.c.name == sa.bindparam("name")))
+_ID_BY_NAME = Statement(sa.select(agents.c.id).where(agents.c.name == sa.bindparam("name")))
 _LIST_ALL = Statement(sa.select(agents).order_by(agents.c.name))
 
 
@@ -49,6 +50,11 @@ async def by_id(s: Session, agent_id: uuid.UUID) -> Row | None:
 
 async def by_name(s: Session, name: str) -> Row | None:
     return await s.one(_BY_NAME, name=name)
+
+
+async def id_by_name(s: Session, name: str) -> uuid.UUID | None:
+    found: uuid.UUID | None = await s.scalar(_ID_BY_NAME, name=name)
+    return found
 
 
 async def list_all(s: Session) -> list[Row]:

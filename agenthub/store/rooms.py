@@ -17,6 +17,7 @@ _INSERT = Statement(
         name=sa.bindparam("name"),
         visibility=sa.bindparam("visibility"),
         created_by=sa.bindparam("created_by"),
+        topic=sa.bindparam("topic"),
     )
     .returning(*rooms.c)
 )
@@ -32,6 +33,30 @@ _WITH_MEMBERSHIP = sa.select(
 )
 _BY_ID = Statement(_WITH_MEMBERSHIP.where(rooms.c.id == sa.bindparam("room_id")))
 _BY_SLUG = Statement(_WITH_MEMBERSHIP.where(rooms.c.slug == sa.bindparam("slug")))
+_UPDATE = Statement(
+    sa.update(rooms)
+    .where(rooms.c.id == sa.bindparam("room_id"))
+    .values(
+        # NULL keeps the current value: one statement serves every PATCH.
+        # Not named like the columns: SQLAlchemy's engine would read those as values to SET.
+        name=sa.func.coalesce(sa.bindparam("new_name", type_=sa.Text), rooms.c.name),
+        topic=sa.func.coalesce(sa.bindparam("new_topic", type_=sa.Text), rooms.c.topic),
+    )
+    .returning(*rooms.c)
+)
+_ARCHIVE = Statement(
+    sa.update(rooms)
+    .where(rooms.c.id == sa.bindparam("room_id"))
+    .values(archived_at=sa.func.coalesce(rooms.c.archived_at, sa.func.now()))
+    .returning(*rooms.c)
+)
+_UNARCHIVE = Statement(
+    sa.update(rooms)
+    .where(rooms.c.id == sa.bindparam("room_id"))
+    .values(archived_at=None)
+    .returning(*rooms.c)
+)
+_ID_BY_SLUG = Statement(sa.select(rooms.c.id).where(rooms.c.slug == sa.bindparam("slug")))
 _ALL_ROOMS = Statement(_WITH_MEMBERSHIP.order_by(rooms.c.slug))
 _VISIBLE_ROOMS = Statement(
     _WITH_MEMBERSHIP.where(
@@ -75,9 +100,22 @@ _REMOVE_MEMBER = Statement(sa.delete(room_members).where(*_MEMBERSHIP))
 
 
 async def insert(
-    s: Session, *, slug: str, name: str, visibility: str, created_by: uuid.UUID | None
+    s: Session,
+    *,
+    slug: str,
+    name: str,
+    visibility: str,
+    created_by: uuid.UUID | None,
+    topic: str = "",
 ) -> Row:
-    row = await s.one(_INSERT, slug=slug, name=name, visibility=visibility, created_by=created_by)
+    row = await s.one(
+        _INSERT,
+        slug=slug,
+        name=name,
+        visibility=visibility,
+        created_by=created_by,
+        topic=topic,
+    )
     assert row is not None
     return row
 
@@ -96,6 +134,24 @@ async def visible_to(s: Session, viewer: uuid.UUID, include_private: bool) -> li
 
 async def for_member(s: Session, agent_id: uuid.UUID) -> list[Row]:
     return await s.all(_FOR_MEMBER, agent_id=agent_id)
+
+
+async def update(s: Session, room_id: uuid.UUID, *, name: str | None, topic: str | None) -> Row:
+    """Set the name and/or topic (None keeps it); the room must exist."""
+    row = await s.one(_UPDATE, room_id=room_id, new_name=name, new_topic=topic)
+    assert row is not None
+    return row
+
+
+async def set_archived(s: Session, room_id: uuid.UUID, archived: bool) -> Row:
+    row = await s.one(_ARCHIVE if archived else _UNARCHIVE, room_id=room_id)
+    assert row is not None
+    return row
+
+
+async def id_by_slug(s: Session, slug: str) -> uuid.UUID | None:
+    found: uuid.UUID | None = await s.scalar(_ID_BY_SLUG, slug=slug)
+    return found
 
 
 async def members(s: Session, room_id: uuid.UUID) -> list[Row]:

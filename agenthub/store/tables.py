@@ -137,7 +137,7 @@ messages = sa.Table(
     sa.Column("client_msg_id", sa.Text, nullable=True),
     _created_at(),
     sa.Column("kind", sa.Text, nullable=False, server_default="text"),
-    sa.Column("data", JSONB, nullable=True),
+    sa.Column("data", JSONB(none_as_null=True), nullable=True),
     # Threads: the seq replied to, and the seq of the thread's first message (replies to
     # replies share it); both NULL for a message that is not a reply.
     sa.Column("reply_to", sa.BigInteger, nullable=True),

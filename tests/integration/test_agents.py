@@ -40,8 +40,8 @@ def test_get_unknown_agent_is_404(make_agent):
     assert resp.error_code() == "not_found"
 
 
-def test_get_with_a_bad_uuid_is_400(make_agent):
-    resp = make_agent().api.get("/api/v1/agents/not-a-uuid")
+def test_get_with_an_id_that_is_neither_uuid_nor_name_is_400(make_agent):
+    resp = make_agent().api.get("/api/v1/agents/Not_A_Name")
     assert resp.status == 400
     assert resp.error_code() == "validation_failed"
 

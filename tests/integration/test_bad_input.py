@@ -52,7 +52,8 @@ ROUTES = {
         "POST",
         "/api/v1/rooms/{room}/members",
         {"agentId": "{agent}"},
-        [{"agentId": 1}, {"agentId": "not-a-uuid"}, {"agentId": None}],
+        [{"agentId": 1}, {"agentId": "Not A Name"}, {"agentId": "x" * 65}],
+        requires_fields=False,  # no agentId: the caller joins (tests/integration/test_addressing)
     ),
     "post-message": Route(
         "POST",
@@ -208,7 +209,8 @@ def test_body_accepted_without_json_content_type(admin, make_room):
     assert resp.status == 201, resp.text
 
 
-BAD_IDS = ["nope", "123", "00000000-0000-0000-0000-00000000000g", "%20", "' OR 1=1 --"]
+# Neither a UUID nor a slug / name ("nope" and "123" are valid slugs: unknown ones are 404).
+BAD_IDS = ["Nope", "under_score", "00000000-0000-0000-0000-00000000000G", "%20", "' OR 1=1 --"]
 ID_ROUTES = [
     ("GET", "/api/v1/agents/{}"),
     ("PATCH", "/api/v1/agents/{}"),
@@ -225,7 +227,7 @@ ID_ROUTES = [
 
 
 @pytest.mark.parametrize(("method", "path"), ID_ROUTES)
-def test_bad_uuid_in_path_is_400(admin, table_counts, method, path):
+def test_bad_id_in_path_is_400(admin, table_counts, method, path):
     from urllib.parse import quote
 
     before = table_counts()
@@ -352,7 +354,9 @@ def test_path_segments_that_are_not_utf8_are_400_invalid_ids(admin, target, meth
     resp = admin.api.request(method, path.format(room=target.room_id), body)
     assert_json_error(resp, 400)
     assert resp.error_code() == "validation_failed"
-    assert resp.body["error"]["details"] == {field: ["not a valid UUID"]}
+    assert resp.body["error"]["details"] == {
+        field: ["an id (UUID) or a name (lowercase letters, digits and '-')"]
+    }
 
 
 # --- nesting ---------------------------------------------------------------------------------

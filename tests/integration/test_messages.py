@@ -14,7 +14,24 @@ from agenthub import cursors
 from tests.helpers import Response
 from tests.servers import AgentCtx
 
-MESSAGE_KEYS = {"id", "roomId", "seq", "senderId", "body", "clientMsgId", "createdAt"}
+MESSAGE_KEYS = {
+    "id",
+    "roomId",
+    "seq",
+    "senderId",
+    "body",
+    "clientMsgId",
+    "createdAt",
+    "kind",
+    "data",
+    "replyTo",
+    "threadRoot",
+    "mentions",
+    "mentionsRoom",
+    "editedAt",
+    "redactedAt",
+    "replyCount",
+}
 
 
 def post(agent: AgentCtx, room: Any, body: str, client_msg_id: str | None = None) -> Response:

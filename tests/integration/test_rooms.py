@@ -6,7 +6,22 @@ import uuid
 
 import pytest
 
-ROOM_KEYS = {"id", "slug", "name", "visibility", "createdBy", "lastSeq", "createdAt", "member"}
+ROOM_KEYS = {
+    "id",
+    "slug",
+    "name",
+    "visibility",
+    "createdBy",
+    "lastSeq",
+    "createdAt",
+    "member",
+    "kind",
+    "topic",
+    "archived",
+}
+
+
+RULE = "an id (UUID) or a name (lowercase letters, digits and '-')"
 
 
 def slug() -> str:
@@ -126,7 +141,11 @@ def test_private_room_is_invisible_to_non_members(make_agent, make_room, admin):
     assert admin.api.get(f"/api/v1/rooms/{private['id']}").status == 200
 
 
-def test_get_room_with_a_bad_uuid_is_400(make_agent):
-    resp = make_agent().api.get("/api/v1/rooms/123")
+def test_get_room_with_an_id_that_is_neither_uuid_nor_slug_is_400(make_agent):
+    resp = make_agent().api.get("/api/v1/rooms/Not_A_Slug")
     assert resp.status == 400
-    assert resp.body["error"]["details"] == {"id": ["not a valid UUID"]}
+    assert resp.body["error"]["details"] == {"id": [RULE]}
+
+
+def test_get_room_by_an_unknown_slug_is_404(make_agent):
+    assert make_agent().api.get("/api/v1/rooms/123").status == 404

@@ -148,4 +148,4 @@ def test_requests_without_origin_are_not_cors(cors_server: Server) -> None:
     assert "access-control-allow-origin" not in resp.headers
     plain = cors_server.api().request("OPTIONS", "/api/v1/rooms/" + str(uuid.uuid4()))
     assert plain.status == 204
-    assert plain.headers["allow"] == "GET, OPTIONS"
+    assert plain.headers["allow"] == "GET, PATCH, OPTIONS"

@@ -68,7 +68,7 @@ def test_a_statement_compiles_once_and_binds_new_values_each_call() -> None:
 def test_the_post_statement_carries_its_constants() -> None:
     values = values_for(messages._INSERT_NEXT)
     sql, params = messages._INSERT_NEXT.bind(values)
-    assert sql.startswith("WITH bump AS")
+    assert sql.startswith("WITH parent AS")
     assert "message-sent" in params.values()
     assert (sql, params) == fresh(messages._INSERT_NEXT._stmt, values)
 

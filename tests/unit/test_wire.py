@@ -83,18 +83,20 @@ SAMPLES: list[tuple[Any, str, str]] = [
         f'{{"token": "eyJ.x.y", "expiresAt": "2024-05-01T12:00:00Z", "agent": {AGENT_WIRE}}}',
     ),
     (
-        Room(B, "lobby", "Lobby", "public", A, 7, T, True),
+        Room(B, "lobby", "Lobby", "public", A, 7, T, True, "room", "plans", False),
         "Room",
         '{"id": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d02", "slug": "lobby", "name": "Lobby", '
         '"visibility": "public", "createdBy": "0b7e0e59-5b5c-4a53-9d3e-7d0a5b0c1a01", '
-        '"lastSeq": 7, "createdAt": "2024-05-01T12:00:00.123456Z", "member": true}',
+        '"lastSeq": 7, "createdAt": "2024-05-01T12:00:00.123456Z", "member": true, '
+        '"kind": "room", "topic": "plans", "archived": false}',
     ),
     (
-        Room(B, "ops", "Ops", "private", None, 0, T_WHOLE, False),
+        Room(B, "ops", "Ops", "private", None, 0, T_WHOLE, False, "dm", "", True),
         "Room",
         '{"id": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d02", "slug": "ops", "name": "Ops", '
         '"visibility": "private", "createdBy": null, "lastSeq": 0, '
-        '"createdAt": "2024-05-01T12:00:00Z", "member": false}',
+        '"createdAt": "2024-05-01T12:00:00Z", "member": false, '
+        '"kind": "dm", "topic": "", "archived": true}',
     ),
     (
         Member(A, "alice", "Alice", "agent", T),
@@ -117,15 +119,38 @@ SAMPLES: list[tuple[Any, str, str]] = [
         '"roomId": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d02", "seq": 1, '
         '"senderId": "0b7e0e59-5b5c-4a53-9d3e-7d0a5b0c1a01", '
         '"body": "h\\u00e9llo \\u2603 \\"quoted\\"\\n", "clientMsgId": null, '
-        '"createdAt": "2024-05-01T12:00:00.123456Z"}',
+        '"createdAt": "2024-05-01T12:00:00.123456Z", "kind": "text", "data": null, '
+        '"replyTo": null, "threadRoot": null, "mentions": [], "mentionsRoom": false, '
+        '"editedAt": null, "redactedAt": null, "replyCount": 0}',
     ),
     (
-        Message(C, B, 42, A, "", "client-1", T_WHOLE),
+        Message(
+            C,
+            B,
+            42,
+            A,
+            "",
+            "client-1",
+            T_WHOLE,
+            kind="task.review",
+            data={"files": ["a.py"], "n": 1.5},
+            reply_to=40,
+            thread_root=3,
+            mentions=(A,),
+            mentions_room=True,
+            redacted_at=T_WHOLE,
+            reply_count=2,
+            room_slug="not-on-the-wire",
+        ),
         "Message",
         '{"id": "a1b2c3d4-e5f6-4789-8abc-def012345603", '
         '"roomId": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d02", "seq": 42, '
         '"senderId": "0b7e0e59-5b5c-4a53-9d3e-7d0a5b0c1a01", "body": "", '
-        '"clientMsgId": "client-1", "createdAt": "2024-05-01T12:00:00Z"}',
+        '"clientMsgId": "client-1", "createdAt": "2024-05-01T12:00:00Z", '
+        '"kind": "task.review", "data": {"files": ["a.py"], "n": 1.5}, '
+        '"replyTo": 40, "threadRoot": 3, '
+        '"mentions": ["0b7e0e59-5b5c-4a53-9d3e-7d0a5b0c1a01"], "mentionsRoom": true, '
+        '"editedAt": null, "redactedAt": "2024-05-01T12:00:00Z", "replyCount": 2}',
     ),
     (
         AuditEvent(C, "token.revoked", A, {"prefix": "abc123", "n": [1, None]}, T),
