@@ -47,6 +47,7 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     schemas.UpdateRoomRequest,
     schemas.CreateRoomRequest,
     schemas.AddMemberRequest,
+    schemas.CreateDmRequest,
     schemas.PostMessageRequest,
     wire.AgentSchema,
     wire.AgentListSchema,
@@ -272,6 +273,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (400, 404, 409, 413, *_AUTH_ERRORS),
         request=schemas.PostMessageRequest,
         tags=["messages"],
+    ),
+    ("/api/v1/dms", "POST"): Operation(
+        "openDm",
+        "The direct-message room of the caller and another agent (201 created, 200 found)",
+        {201: wire.RoomSchema, 200: wire.RoomSchema},
+        (400, 404, 409, 413, *_AUTH_ERRORS),
+        request=schemas.CreateDmRequest,
+        tags=["rooms"],
+        description="A private room of kind dm holding exactly the two agents; either of them "
+        "asking gets the same room. 400 for the caller itself, 404 for an unknown agent, 409 "
+        "for a new DM with a disabled agent.",
     ),
     ("/api/v1/audit", "GET"): Operation(
         "listAudit",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable
 
@@ -41,6 +42,22 @@ _NOBODY = uuid.UUID(int=0)
 
 def _viewer(actor: Actor) -> uuid.UUID:
     return actor.agent_id if isinstance(actor, Principal) else _NOBODY
+
+
+def dm_key(a: uuid.UUID, b: uuid.UUID) -> str:
+    """What identifies the DM room of two agents, whichever of them asks: their ids, sorted."""
+    return ":".join(sorted((str(a), str(b))))
+
+
+def _dm_slug() -> str:
+    """A fresh DM room slug. Random, not derived from the two ids (which anyone may read): a
+    derived slug could be taken first by an ordinary room and block that DM. The prefix keeps it
+    from ever being shaped like a UUID."""
+    return f"dm-{secrets.token_hex(8)}"
+
+
+# New slugs tried before a DM creation gives up; one clash in 2**64 is already unheard of.
+_DM_SLUG_TRIES = 3
 
 
 def _can_see(actor: Actor, row: Row) -> bool:
@@ -252,3 +269,64 @@ class RoomService:
                 memberId=str(agent_id),
             )
         await self._bus.publish(MemberRemoved(room_id=room_id, agent_id=agent_id))
+
+    async def open_dm(self, principal: Principal, agent: AgentRef) -> tuple[Room, bool]:
+        """(room, created): the direct-message room of the caller and ``agent``, created on
+        first use. Either agent asking finds the same room. Opening a new DM with a disabled
+        agent is refused (409); an existing one is still found, so its history stays at hand."""
+        other_id = await self._directory.agent_id(principal, agent)
+        if principal.is_agent(other_id):
+            raise ValidationFailed(
+                "a direct message needs another agent", {"agentId": ["names the caller"]}
+            )
+        key = dm_key(principal.agent_id, other_id)
+        async with self._db.session() as s:
+            row = await room_store.by_dm_key(s, key, principal.agent_id)
+        if row is not None:
+            return Room.from_row(row, member=bool(row["is_member"])), False
+        for _ in range(_DM_SLUG_TRIES):
+            try:
+                return await self._create_dm(principal, other_id, key)
+            except UniqueViolation as exc:
+                if exc.constraint != "uq_rooms_slug":
+                    raise
+        raise Conflict("could not find a free slug for the DM room; try again")
+
+    async def _create_dm(
+        self, principal: Principal, other_id: uuid.UUID, key: str
+    ) -> tuple[Room, bool]:
+        async with self._db.transaction() as s:
+            other = await agent_store.by_id(s, other_id)
+            if other is None:
+                raise NotFound("agent not found")
+            if other["disabled_at"] is not None:
+                raise Conflict(
+                    "the agent is disabled: no new direct-message room with it",
+                    {"agentId": ["a disabled agent"]},
+                )
+            row = await room_store.insert_dm(
+                s,
+                slug=_dm_slug(),
+                name=", ".join(sorted((principal.name, other["name"]))),
+                dm_key=key,
+                created_by=principal.agent_id,
+            )
+            if row is None:
+                # The other agent opened it at the same moment, and committed first.
+                found = await room_store.by_dm_key(s, key, principal.agent_id)
+                assert found is not None, "a DM room that conflicted is committed"
+                return Room.from_row(found, member=bool(found["is_member"])), False
+            for agent_id in (principal.agent_id, other_id):
+                await room_store.add_member(s, row["id"], agent_id)
+            await record(
+                s,
+                "dm-created",
+                principal.agent_id,
+                roomId=str(row["id"]),
+                slug=row["slug"],
+                memberIds=[str(principal.agent_id), str(other_id)],
+            )
+        # Both agents' live sockets enter the room, so its messages reach them at once.
+        for agent_id in (principal.agent_id, other_id):
+            await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=agent_id))
+        return Room.from_row(row, member=True), True

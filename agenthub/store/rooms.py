@@ -56,7 +56,24 @@ _UNARCHIVE = Statement(
     .values(archived_at=None)
     .returning(*rooms.c)
 )
+# A direct-message room: ON CONFLICT on dm_key makes two agents opening the same DM at once
+# safe (the second insert waits for the first to commit, then inserts nothing).
+_INSERT_DM = Statement(
+    pg_insert(rooms)
+    .values(
+        slug=sa.bindparam("slug"),
+        name=sa.bindparam("name"),
+        visibility="private",
+        kind="dm",
+        dm_key=sa.bindparam("dm_key"),
+        created_by=sa.bindparam("created_by"),
+    )
+    .on_conflict_do_nothing(index_elements=["dm_key"])
+    .returning(*rooms.c)
+)
+_BY_DM_KEY = Statement(_WITH_MEMBERSHIP.where(rooms.c.dm_key == sa.bindparam("dm_key")))
 _ID_BY_SLUG = Statement(sa.select(rooms.c.id).where(rooms.c.slug == sa.bindparam("slug")))
+
 _ALL_ROOMS = Statement(_WITH_MEMBERSHIP.order_by(rooms.c.slug))
 _VISIBLE_ROOMS = Statement(
     _WITH_MEMBERSHIP.where(
@@ -118,6 +135,18 @@ async def insert(
     )
     assert row is not None
     return row
+
+
+async def insert_dm(
+    s: Session, *, slug: str, name: str, dm_key: str, created_by: uuid.UUID
+) -> Row | None:
+    """The new DM room, or None when a room with this ``dm_key`` exists (it may have been
+    committed by another transaction while this one waited)."""
+    return await s.one(_INSERT_DM, slug=slug, name=name, dm_key=dm_key, created_by=created_by)
+
+
+async def by_dm_key(s: Session, dm_key: str, viewer: uuid.UUID) -> Row | None:
+    return await s.one(_BY_DM_KEY, dm_key=dm_key, viewer=viewer)
 
 
 async def by_id(s: Session, room_id: uuid.UUID, viewer: uuid.UUID) -> Row | None:
