@@ -60,6 +60,15 @@ def _dm_slug() -> str:
 _DM_SLUG_TRIES = 3
 
 
+def _refuse_dm_membership(row: Row) -> None:
+    """A DM room holds exactly its two agents, for good: nobody joins, leaves or is added."""
+    if row["kind"] == "dm":
+        raise Conflict(
+            "the members of a direct-message room cannot change",
+            {"id": ["a DM room: its two agents are its only members, for good"]},
+        )
+
+
 def _can_see(actor: Actor, row: Row) -> bool:
     return actor.is_admin or row["visibility"] == "public" or bool(row["is_member"])
 
@@ -171,9 +180,10 @@ class RoomService:
         room_id = await self._directory.room_id(ref)
         async with self._db.transaction() as s:
             row = await load_visible_room(s, actor, room_id)
-            _check_manager(actor, row, "archive" if archived else "unarchive")
+            # Before the manager check: neither of a DM's two agents may archive it.
             if row["kind"] == "dm":
                 raise Conflict("a direct-message room cannot be archived", {"id": ["a DM"]})
+            _check_manager(actor, row, "archive" if archived else "unarchive")
             changed = (row["archived_at"] is None) == archived
             if changed:
                 row = {**row, **await room_store.set_archived(s, room_id, archived)}
@@ -229,6 +239,7 @@ class RoomService:
         agent_id = await self._directory.agent_id(actor, ME if agent is None else agent)
         async with self._db.transaction() as s:
             row = await load_visible_room(s, actor, room_id)
+            _refuse_dm_membership(row)
             if not actor.is_admin:
                 adding_self = actor.is_agent(agent_id)
                 if not row["is_member"] and not (adding_self and row["visibility"] == "public"):
@@ -255,7 +266,8 @@ class RoomService:
         room_id = await self._directory.room_id(room)
         agent_id = await self._directory.agent_id(actor, agent)
         async with self._db.transaction() as s:
-            await load_visible_room(s, actor, room_id)
+            row = await load_visible_room(s, actor, room_id)
+            _refuse_dm_membership(row)
             if not actor.is_admin and not actor.is_agent(agent_id):
                 raise Forbidden("only the member itself or an admin may remove a member")
             removed = await room_store.remove_member(s, room_id, agent_id)

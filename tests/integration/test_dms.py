@@ -1,4 +1,4 @@
-"""Direct messages (issue 11, §5): POST /api/v1/dms."""
+"""Direct messages (issue 11, §5): POST /api/v1/dms and the DM room's fixed membership."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from agenthub.domain import SLUG_RE, looks_like_uuid
-from tests.realtime_support import WAIT, Socket, blocking, ok, run
+from tests.realtime_support import WAIT, Socket, blocking, error_code, ok, run
 
 
 def _dm(agent, other: str):
@@ -118,6 +118,36 @@ def test_a_new_dm_with_a_disabled_agent_is_refused_an_old_one_is_found(
     assert found.status == 200 and found.body["id"] == old["id"]
 
 
+def test_nobody_joins_leaves_or_is_added_to_a_dm_and_it_cannot_be_archived(
+    admin, make_agent, table_counts
+):
+    alice, bob, carol = make_agent(), make_agent(), make_agent()
+    dm = _open(alice, bob)
+    path = f"/api/v1/rooms/{dm['id']}"
+    before = table_counts()
+    refusals = [
+        (alice, "POST", f"{path}/members", {"agentId": carol.id}),
+        (alice, "POST", f"{path}/members", None),  # the caller "joins" again
+        (alice, "POST", f"{path}/members", {"agentId": bob.name}),  # already a member
+        (bob, "DELETE", f"{path}/members/me", None),
+        (alice, "DELETE", f"{path}/members/{bob.id}", None),
+        (admin, "POST", f"{path}/members", {"agentId": carol.name}),
+        (admin, "POST", f"{path}/members", None),
+        (admin, "DELETE", f"{path}/members/{alice.name}", None),
+        (alice, "POST", f"{path}/archive", None),  # its creator
+        (bob, "POST", f"{path}/archive", None),
+        (admin, "POST", f"{path}/archive", None),
+        (admin, "POST", f"{path}/unarchive", None),
+    ]
+    for agent, method, url, body in refusals:
+        resp = agent.api.request(method, url, body)
+        assert resp.status == 409, (agent.name, method, url, resp.text)
+        assert resp.error_code() == "conflict"
+    assert table_counts() == before
+    assert _member_ids(admin.api, dm["id"]) == {alice.id, bob.id}
+    assert alice.api.get(path).body["archived"] is False
+
+
 def test_a_dm_is_invisible_to_other_agents(admin, make_agent):
     alice, bob, carol = make_agent(), make_agent(), make_agent()
     dm = _open(alice, bob)
@@ -223,6 +253,14 @@ def test_a_new_dm_reaches_both_agents_live_sockets(server, make_agent):
             )
             assert posted.status == 201, posted.text
             await a.wait_until(lambda: a.bodies(dm["id"]) == ["psst", "yes?"])
+
+            # Over the socket, too, a DM's membership does not change.
+            for agent_socket in (a, b):
+                for event in ("room:join", "room:leave"):
+                    ack = await agent_socket.call(event, {"roomId": dm["id"]})
+                    assert error_code(ack) == "conflict", (event, ack)
+            ok(await a.call("message:send", {"roomId": dm["id"], "body": "still here"}))
+            await b.wait_until(lambda: b.bodies(dm["id"])[-1:] == ["still here"])
         finally:
             await a.close()
             await b.close()
