@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from agenthub.actors import Actor, Principal
-from agenthub.domain import MAX_TOPIC, ME, VISIBILITIES, one_of
+from agenthub.domain import MAX_TOPIC, ME, ROOM_KINDS, VISIBILITIES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, MemberAdded, MemberRemoved, RoomUpdated
 from agenthub.models import Member, Room
@@ -143,9 +143,14 @@ class RoomService:
             await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=creator))
         return Room.from_row(row, member=creator is not None)
 
-    async def list_rooms(self, actor: Actor) -> list[Room]:
+    async def list_rooms(self, actor: Actor, kind: str | None = None) -> list[Room]:
+        """The rooms the actor can see, by slug; only those of ``kind`` when given."""
+        if kind is not None and kind not in ROOM_KINDS:
+            raise ValidationFailed("invalid kind", {"kind": one_of(ROOM_KINDS)})
         async with self._db.session() as s:
-            rows = await room_store.visible_to(s, _viewer(actor), include_private=actor.is_admin)
+            rows = await room_store.visible_to(
+                s, _viewer(actor), include_private=actor.is_admin, kind=kind
+            )
         return [Room.from_row(r, member=bool(r["is_member"])) for r in rows]
 
     async def get_room(self, actor: Actor, ref: RoomRef) -> Room:

@@ -1,4 +1,5 @@
-"""Direct messages (issue 11, §5): POST /api/v1/dms and the DM room's fixed membership."""
+"""Direct messages (issue 11, §5): POST /api/v1/dms, the DM room's fixed membership, and
+GET /api/v1/rooms?kind=."""
 
 from __future__ import annotations
 
@@ -174,6 +175,30 @@ def test_a_dm_is_invisible_to_other_agents(admin, make_agent):
     assert admin.api.get(f"/api/v1/rooms/{dm['id']}/messages").status == 403
 
 
+def test_rooms_are_listed_by_kind(make_agent, make_room):
+    alice, bob, carol = make_agent(), make_agent(), make_agent()
+    dm = _open(alice, bob)
+    other_dm = _open(bob, carol)
+    room = make_room(alice)
+
+    def listed(agent, **params: str) -> dict[str, str]:
+        resp = agent.api.get("/api/v1/rooms", params=params)
+        assert resp.status == 200, resp.text
+        return {r["id"]: r["kind"] for r in resp.body["rooms"]}
+
+    everything = listed(alice)
+    assert everything[dm["id"]] == "dm" and everything[room["id"]] == "room"
+    dms = listed(alice, kind="dm")
+    assert set(dms.values()) == {"dm"} and dm["id"] in dms and other_dm["id"] not in dms
+    rooms = listed(alice, kind="room")
+    assert set(rooms.values()) == {"room"} and room["id"] in rooms
+    assert set(dms) | set(rooms) == set(everything)
+    for bad in ("", "DM", "dms", "all", "room,dm", "x" * 600):
+        resp = alice.api.get("/api/v1/rooms", params={"kind": bad})
+        assert resp.status == 400, (bad, resp.text)
+        assert resp.error_code() == "validation_failed" and "kind" in resp.body["error"]["details"]
+
+
 def _lock_waiters(sql) -> int:
     """Backends of this test database waiting for a lock."""
     rows = sql(
@@ -277,8 +302,11 @@ def test_a_new_dm_reaches_both_agents_live_sockets(server, make_agent):
     run(scenario())
 
 
-def test_the_openapi_document_describes_dms(server):
+def test_the_openapi_document_describes_dms_and_the_kind_filter(server):
     doc = server.api().get("/api/v1/openapi.json").body
+    [kind] = doc["paths"]["/api/v1/rooms"]["get"]["parameters"]
+    assert kind["name"] == "kind" and kind["in"] == "query" and not kind["required"]
+    assert kind["schema"]["enum"] == ["room", "dm"]
     open_dm = doc["paths"]["/api/v1/dms"]["post"]
     assert {"200", "201", "400", "404", "409"} <= set(open_dm["responses"])
     request = doc["components"]["schemas"]["CreateDmRequest"]
