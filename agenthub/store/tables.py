@@ -18,6 +18,13 @@ metadata = sa.MetaData(
 )
 
 
+# What messages.search holds. 'simple': no stemming and no stop words, so code identifiers and
+# text in any language match as written. The body is plain text, but PostgreSQL's parser takes
+# "<word ...>" for an HTML tag and leaves it out (so "List<String>" would not be found by
+# "string", and a highlight would drop "<b>"): a space after each "<" keeps it from seeing one.
+SEARCH_TEXT = "to_tsvector('simple'::regconfig, replace(body, '<'::text, '< '::text))"
+
+
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     """A CHECK that ``column`` holds one of ``values`` (the domain's fixed vocabulary)."""
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
@@ -152,14 +159,8 @@ messages = sa.Table(
     sa.Column("mentions_room", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("edited_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("redacted_at", sa.DateTime(timezone=True), nullable=True),
-    # Full-text search, maintained by PostgreSQL. 'simple': no stemming and no stop words, so
-    # code identifiers and text in any language match as written.
-    sa.Column(
-        "search",
-        TSVECTOR,
-        sa.Computed("to_tsvector('simple'::regconfig, body)", persisted=True),
-        nullable=True,
-    ),
+    # Full-text search, maintained by PostgreSQL (SEARCH_TEXT).
+    sa.Column("search", TSVECTOR, sa.Computed(SEARCH_TEXT, persisted=True), nullable=True),
     # Serves paging (newest first and after=seq) and guarantees density per room.
     sa.UniqueConstraint("room_id", "seq"),
     # Idempotent sends: one stored message per (sender, clientMsgId).

@@ -62,7 +62,11 @@ def upgrade() -> None:
         sa.Column(
             "search",
             postgresql.TSVECTOR(),
-            sa.Computed("to_tsvector('simple'::regconfig, body)", persisted=True),
+            # "<" gets a space after it, so the parser never takes text for an HTML tag.
+            sa.Computed(
+                "to_tsvector('simple'::regconfig, replace(body, '<'::text, '< '::text))",
+                persisted=True,
+            ),
             nullable=True,
         ),
     )
