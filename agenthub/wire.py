@@ -153,6 +153,30 @@ class MessagePageSchema(WireSchema):
     has_more = fields.Boolean(required=True, data_key="hasMore")
 
 
+class RoomKeySchema(WireSchema):
+    """A room named by id and slug, next to a message that came from it."""
+
+    id = fields.UUID(required=True)
+    slug = fields.String(required=True)
+
+
+class SearchResultSchema(WireSchema):
+    message = fields.Nested(MessageSchema, required=True)
+    room = fields.Nested(RoomKeySchema, required=True)
+    highlight = fields.String(
+        required=True,
+        metadata={
+            "description": "the body as plain text (whole when short, else up to three "
+            "excerpts joined by ' … ') with each match between « and »"
+        },
+    )
+
+
+class SearchPageSchema(WireSchema):
+    results = fields.Nested(SearchResultSchema, many=True, required=True)
+    next_cursor = fields.String(required=True, allow_none=True, data_key="nextCursor")
+
+
 class AuditEventSchema(WireSchema):
     id = fields.UUID(required=True)
     type = fields.String(required=True)
@@ -208,5 +232,6 @@ MEMBER = MemberSchema()
 MEMBER_LIST = MemberListSchema()
 MESSAGE = MessageSchema()
 MESSAGE_PAGE = MessagePageSchema()
+SEARCH_PAGE = SearchPageSchema()
 AUDIT_EVENT = AuditEventSchema()
 AUDIT_PAGE = AuditPageSchema()

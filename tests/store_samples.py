@@ -35,7 +35,11 @@ def sample(name: str, list_length: int = 3) -> Any:
         return [f"pfx{i:05d}" for i in range(list_length)]
     if name == "payload":
         return {"roomId": str(uuid.uuid4()), "seq": 7, "tags": ["a", "é"], "nested": {"ok": True}}
-    if name == "expires_at":
+    if name == "after_rank":
+        return "0.0607927"  # a rank as PostgreSQL writes a real
+    if name == "all_rooms":
+        return False
+    if name in ("expires_at", "after_created_at"):
         return datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     if name in ("mentions_room", "archived"):
         return True

@@ -22,7 +22,8 @@ from marshmallow import Schema
 from agenthub import __version__, schemas, wire
 from agenthub.api.base import BaseHandler
 from agenthub.config import Settings
-from agenthub.domain import REF_PATTERN, ROOM_KINDS
+from agenthub.domain import MESSAGE_KIND_PATTERN, REF_PATTERN, ROOM_KINDS
+from agenthub.services.search import MAX_QUERY_CHARS
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -61,6 +62,9 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     wire.MemberListSchema,
     wire.MessageSchema,
     wire.MessagePageSchema,
+    wire.RoomKeySchema,
+    wire.SearchResultSchema,
+    wire.SearchPageSchema,
     wire.AuditEventSchema,
     wire.AuditPageSchema,
     wire.ErrorBodySchema,
@@ -296,6 +300,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "asking gets the same room. 400 for the caller itself, 404 for an unknown agent, 409 "
         "for a new DM with a disabled agent.",
     ),
+    ("/api/v1/search", "GET"): Operation(
+        "search",
+        "Messages matching a full-text query in the caller's rooms (an admin: all rooms)",
+        {200: wire.SearchPageSchema},
+        (400, 404, *_AUTH_ERRORS),
+        query=("q", "room", "sender", "kind", "limit", "cursor"),
+        tags=["messages"],
+        description="Best match first, then newest; paged by nextCursor (bound to the query "
+        "and filters). q is websearch_to_tsquery syntax in the 'simple' configuration: words "
+        '(all must match), "a phrase", or, -word. A q with no word a result must contain is '
+        "a 400. room: 404 for a private room the caller is not in, 403 for a public one; "
+        "sender: an unknown name is a 404.",
+    ),
     ("/api/v1/audit", "GET"): Operation(
         "listAudit",
         "The audit trail, newest first (admin)",
@@ -327,8 +344,27 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
         "after": {"type": "integer", "minimum": 0, "description": "return messages after seq"},
         "cursor": {"type": "string", "maxLength": 512, "description": "opaque nextCursor"},
         "type": {"type": "string", "maxLength": 64, "description": "audit event type"},
+        "q": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_QUERY_CHARS,
+            "description": 'websearch_to_tsquery syntax: words, "a phrase", or, -word',
+        },
+        "room": {"type": "string", "pattern": REF_PATTERN, "description": "a room's id or slug"},
+        "sender": {
+            "type": "string",
+            "pattern": REF_PATTERN,
+            "description": "the sender's id, name, or me",
+        },
+        "kind": {"type": "string", "pattern": MESSAGE_KIND_PATTERN, "description": "message kind"},
     }
-    return {"name": name, "in": "query", "required": False, "schema": schemas_by_name[name]}
+    required = {"q"}
+    return {
+        "name": name,
+        "in": "query",
+        "required": name in required,
+        "schema": schemas_by_name[name],
+    }
 
 
 def _responses(op: Operation) -> dict[str, Any]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from agenthub.api import agents, audit, dms, health, metrics_handler, openapi, rooms, sessions
+from agenthub.api import (
+    agents,
+    audit,
+    dms,
+    health,
+    metrics_handler,
+    openapi,
+    rooms,
+    search,
+    sessions,
+)
 from agenthub.api.base import BaseHandler
 from agenthub.api.security import HttpGuards
 
@@ -27,6 +37,7 @@ HANDLERS: list[type[BaseHandler]] = [
     rooms.MemberHandler,
     rooms.MessagesHandler,
     dms.DmsHandler,
+    search.SearchHandler,
     audit.AuditHandler,
     metrics_handler.MetricsHandler,
     openapi.OpenApiHandler,

@@ -14,6 +14,7 @@ from agenthub.services.audit import AuditService
 from agenthub.services.directory import Directory
 from agenthub.services.messages import MessageService
 from agenthub.services.rooms import RoomService
+from agenthub.services.search import SearchService
 from agenthub.services.sessions import SessionService
 from agenthub.services.tokens import TokenService
 from agenthub.store.db import Database
@@ -31,6 +32,7 @@ class Services:
     sessions: SessionService
     rooms: RoomService
     messages: MessageService
+    search: SearchService
     audit: AuditService
 
     async def close(self) -> None:
@@ -66,5 +68,6 @@ def build_services(settings: Settings, db: Database) -> Services:
         messages=MessageService(
             db, bus, directory, max_body_chars=settings.max_message_chars, pages=pages
         ),
+        search=SearchService(db, directory, pages=pages),
         audit=AuditService(db, pages=pages),
     )
