@@ -103,9 +103,27 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="run the HTTP and socket.io server (what systemd starts)")
     m = sub.add_parser(
-        "migrate", parents=[json_output], help="apply database migrations (safe to repeat)"
+        "migrate",
+        parents=[json_output],
+        help="apply database migrations (safe to repeat), or roll the schema back",
+        description="Without an option: upgrade the schema to the newest revision this release "
+        "knows (safe to repeat). Stop the service before rolling back: the running code "
+        "expects the newer schema. A rollback drops what the newer revisions added, with "
+        "the data it held (docs/RUNBOOK.md lists it per revision).",
     )
-    m.add_argument("--check", action="store_true", help="change nothing; exit 1 unless at head")
+    moves = m.add_mutually_exclusive_group()
+    moves.add_argument("--check", action="store_true", help="change nothing; exit 1 unless at head")
+    moves.add_argument(
+        "--down",
+        action="store_true",
+        help="roll the newest applied migration back (one revision; never below the first)",
+    )
+    moves.add_argument(
+        "--to",
+        metavar="REV",
+        help="bring the schema to revision REV, down or up (e.g. 0001 before installing a "
+        "release whose migrations end there)",
+    )
     sub.add_parser(
         "seed",
         parents=[json_output],
@@ -251,7 +269,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{key}={value}")
         return 0
     if args.command == "migrate":
-        return _migrate(settings, check=args.check, as_json=args.json)
+        return _migrate(settings, args)
     if args.command == "serve":
         return _serve(settings)
     handler = _ASYNC_COMMANDS[_command_key(args)]
@@ -286,20 +304,28 @@ def _bind_problem(error: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _migrate(settings: Settings, *, check: bool, as_json: bool) -> int:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     import sqlalchemy.exc
 
     from agenthub.store import migrate
 
+    check = bool(args.check)
     try:
-        if not check:
+        if args.down:
+            migrate.step_down(settings)
+        elif args.to is not None:
+            migrate.migrate_to(settings, args.to)
+        elif not check:
             migrate.upgrade(settings)
         current, head = migrate.pending(settings)
+    except migrate.MigrationRefused as exc:
+        _note(str(exc))
+        return EX_DATAERR
     except sqlalchemy.exc.OperationalError as exc:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         _note(f"database unavailable: {first}")
         return EX_UNAVAILABLE
-    if as_json:
+    if args.json:
         _print_json({"current": current, "head": head})
     elif check:
         print(f"current={current} head={head}")
