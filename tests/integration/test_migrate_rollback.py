@@ -80,13 +80,17 @@ def test_rollback_to_0001_keeps_its_data_and_upgrading_again_restores_the_schema
         _post(alice, room, "@room ship it", replyTo=reply["seq"], kind="decision", data={"go": 1})
         assert reply["threadRoot"] == root["seq"] and reply["mentions"] == [alice.id]
         assert alice.api.patch(f"/api/v1/rooms/{room['id']}", {"topic": "the parser"}).status == 200
+        dm = alice.api.post("/api/v1/dms", {"agentId": "bob"})
+        assert dm.status == 201, dm.text
+        _post(bob, dict(dm.body), "a direct word")
         # a read mark (set here directly: what PUT /rooms/{id}/read stores)
         _rows(db, "UPDATE room_members SET last_read_seq = 2 RETURNING 1")
     finally:
         assert stop_server(srv) == 0
     assert _rows(db, "SELECT count(*) FROM mentions") == [(2,)]
+    assert _rows(db, "SELECT count(*) FROM rooms WHERE kind = 'dm'") == [(1,)]
     kept = (_rows(db, _KEPT), _rows(db, _KEPT_ROOMS), _rows(db, _KEPT_MEMBERS))
-    assert len(kept[0]) == 3
+    assert len(kept[0]) == 4
 
     down = run_cli(db.env, "migrate", "--down")
     assert "database at revision 0001 (head 0002)" in down.stdout
@@ -111,6 +115,8 @@ def test_rollback_to_0001_keeps_its_data_and_upgrading_again_restores_the_schema
         ("text", None, None)
     ]
     assert _rows(db, "SELECT DISTINCT last_read_seq FROM room_members") == [(0,)]
+    # the DM is a private room of its two agents now (its pairing went with 0002's columns)
+    assert _rows(db, "SELECT DISTINCT kind, dm_key FROM rooms") == [("room", None)]
 
     # The server runs on the upgraded schema: the old messages are searchable again (the
     # generated search column was recomputed), a thread continues, seqs go on densely.
