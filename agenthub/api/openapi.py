@@ -22,7 +22,7 @@ from marshmallow import Schema
 from agenthub import __version__, schemas, wire
 from agenthub.api.base import BaseHandler
 from agenthub.config import Settings
-from agenthub.domain import REF_PATTERN
+from agenthub.domain import MESSAGE_KIND_PATTERN, REF_PATTERN
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -259,10 +259,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/rooms/{id}/messages", "GET"): Operation(
         "listMessages",
-        "Messages in seq order, paged by cursor or after a seq",
+        "Messages in seq order, paged by cursor or after a seq; one thread, or one kind",
         {200: wire.MessagePageSchema},
         (400, 404, *_AUTH_ERRORS),
-        query=("limit", "after", "cursor"),
+        query=("limit", "after", "cursor", "thread", "kind"),
+        tags=["messages"],
+        description="Newest first (cursor), or oldest first after a seq. thread=<root seq>: "
+        "that thread, root first, oldest first (with after, not cursor); a seq that is no "
+        "thread's root of this room is a 400. kind: only messages of that kind.",
+    ),
+    ("/api/v1/rooms/{id}/messages/{seq}", "GET"): Operation(
+        "getMessage",
+        "One message (members)",
+        {200: wire.MessageSchema},
+        (400, 404, *_AUTH_ERRORS),
         tags=["messages"],
     ),
     ("/api/v1/rooms/{id}/messages", "POST"): Operation(
@@ -287,6 +297,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 def _path_parameter(name: str) -> dict[str, Any]:
     if name == "prefix":
         schema: dict[str, Any] = {"type": "string", "description": "an API token's prefix"}
+    elif name == "seq":
+        schema = {"type": "integer", "minimum": 1, "description": "a message's seq in the room"}
     else:
         named = "the room's id or slug" if name == "id" else "the agent's id, name, or me"
         schema = {"type": "string", "pattern": REF_PATTERN, "description": named}
@@ -304,6 +316,8 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
         "after": {"type": "integer", "minimum": 0, "description": "return messages after seq"},
         "cursor": {"type": "string", "maxLength": 512, "description": "opaque nextCursor"},
         "type": {"type": "string", "maxLength": 64, "description": "audit event type"},
+        "thread": {"type": "integer", "minimum": 1, "description": "a thread's root seq"},
+        "kind": {"type": "string", "pattern": MESSAGE_KIND_PATTERN, "description": "a kind"},
     }
     return {"name": name, "in": "query", "required": False, "schema": schemas_by_name[name]}
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from agenthub.api import agents, audit, health, metrics_handler, openapi, rooms, sessions
+from agenthub.api import (
+    agents,
+    audit,
+    health,
+    metrics_handler,
+    openapi,
+    rooms,
+    sessions,
+)
 from agenthub.api.base import BaseHandler
 from agenthub.api.security import HttpGuards
 
@@ -26,6 +34,7 @@ HANDLERS: list[type[BaseHandler]] = [
     rooms.MembersHandler,
     rooms.MemberHandler,
     rooms.MessagesHandler,
+    rooms.MessageHandler,
     audit.AuditHandler,
     metrics_handler.MetricsHandler,
     openapi.OpenApiHandler,
