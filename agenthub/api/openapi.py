@@ -60,6 +60,9 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     wire.MemberListSchema,
     wire.MessageSchema,
     wire.MessagePageSchema,
+    wire.RoomLabelSchema,
+    wire.MentionSchema,
+    wire.MentionPageSchema,
     wire.AuditEventSchema,
     wire.AuditPageSchema,
     wire.ErrorBodySchema,
@@ -275,6 +278,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (400, 404, *_AUTH_ERRORS),
         tags=["messages"],
     ),
+    ("/api/v1/mentions", "GET"): Operation(
+        "listMentions",
+        "Messages that mention the caller, across its rooms",
+        {200: wire.MentionPageSchema},
+        (400, *_AUTH_ERRORS),
+        query=("limit", "cursor", "after:cursor", "unread"),
+        tags=["mentions"],
+        description="Newest first, paged with cursor; or oldest first after a cursor (after=0: "
+        "from the first). unread=true: only those after the caller's read marker in their room.",
+    ),
     ("/api/v1/rooms/{id}/messages", "POST"): Operation(
         "postMessage",
         "Post a message (200 returns the stored one for a repeated clientMsgId)",
@@ -315,11 +328,23 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
         },
         "after": {"type": "integer", "minimum": 0, "description": "return messages after seq"},
         "cursor": {"type": "string", "maxLength": 512, "description": "opaque nextCursor"},
+        "after:cursor": {
+            "type": "string",
+            "maxLength": 512,
+            "description": "a nextCursor from a listing with after, or 0 (from the first)",
+        },
         "type": {"type": "string", "maxLength": 64, "description": "audit event type"},
         "thread": {"type": "integer", "minimum": 1, "description": "a thread's root seq"},
         "kind": {"type": "string", "pattern": MESSAGE_KIND_PATTERN, "description": "a kind"},
+        "unread": {"type": "boolean", "default": False, "description": "only unread ones"},
     }
-    return {"name": name, "in": "query", "required": False, "schema": schemas_by_name[name]}
+    # "after:cursor" is the parameter "after" in its cursor form (the name before the colon).
+    return {
+        "name": name.partition(":")[0],
+        "in": "query",
+        "required": False,
+        "schema": schemas_by_name[name],
+    }
 
 
 def _responses(op: Operation) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from agenthub.ratelimit import LoginLimits
 from agenthub.services.agents import AgentService
 from agenthub.services.audit import AuditService
 from agenthub.services.directory import Directory
+from agenthub.services.mentions import MentionService
 from agenthub.services.messages import MessageService
 from agenthub.services.rooms import RoomService
 from agenthub.services.sessions import SessionService
@@ -31,6 +32,7 @@ class Services:
     sessions: SessionService
     rooms: RoomService
     messages: MessageService
+    mentions: MentionService
     audit: AuditService
 
     async def close(self) -> None:
@@ -66,5 +68,6 @@ def build_services(settings: Settings, db: Database) -> Services:
         messages=MessageService(
             db, bus, directory, max_body_chars=settings.max_message_chars, pages=pages
         ),
+        mentions=MentionService(db, pages=pages),
         audit=AuditService(db, pages=pages),
     )
