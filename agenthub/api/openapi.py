@@ -278,6 +278,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (400, 404, *_AUTH_ERRORS),
         tags=["messages"],
     ),
+    ("/api/v1/rooms/{id}/messages/{seq}", "DELETE"): Operation(
+        "redactMessage",
+        "Redact a message: it becomes a tombstone (its sender, or an admin; members)",
+        {204: None},
+        (400, 404, *_AUTH_ERRORS),
+        tags=["messages"],
+        description="Body emptied, data and mentions dropped, redactedAt set; seq, sender and "
+        "times stay. Redacting a tombstone again is a 204 that changes nothing.",
+    ),
     ("/api/v1/mentions", "GET"): Operation(
         "listMentions",
         "Messages that mention the caller, across its rooms",

@@ -134,6 +134,12 @@ class MessageHandler(BaseHandler):
         )
         self.reply(200, message.to_dict())
 
+    async def delete(self, room_id: str, seq: str) -> None:
+        await self.services.messages.redact_message(
+            self.current(), self.path_ref(room_id), self._path_seq(seq)
+        )
+        self.reply(204, None)
+
     @staticmethod
     def _path_seq(value: str) -> int:
         # Digits only (no sign, no spaces); the service checks the range.

@@ -1,5 +1,5 @@
-"""Messages: post (acknowledged only after commit) and read back by seq (the room, a thread,
-a kind)."""
+"""Messages: post (acknowledged only after commit), read back by seq (the room, a thread, a
+kind), and redact."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ from agenthub.errors import (
     RoomArchived,
     ValidationFailed,
 )
-from agenthub.events import EventBus
+from agenthub.events import EventBus, MessageRedacted
 from agenthub.models import Message
+from agenthub.services.audit import record
 from agenthub.services.directory import Directory, RoomRef
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
@@ -252,6 +253,38 @@ class MessageService:
         if row is None:
             raise NotFound(f"no message with seq {seq} in this room")
         return Message.from_row(row)
+
+    async def redact_message(self, principal: Principal, room: RoomRef, seq: int) -> bool:
+        """Make a message a tombstone: ``body`` "", ``data`` null, ``redactedAt`` set, no
+        mentions (its mention rows go too, so it notifies nobody any more); seq, sender, kind,
+        thread and times stay. Its sender or an admin may, while a member of the room. True
+        when it was redacted now; False when it already was a tombstone (nothing changes, no
+        second audit event or broadcast: a retried DELETE is answered alike)."""
+        _check_path_seq(seq)
+        room_id = await self._directory.room_id(room)
+        async with self._db.transaction() as s:
+            await load_visible_room(s, principal, room_id)
+            if not await room_store.is_member(s, room_id, principal.agent_id):
+                raise Forbidden("only room members may redact messages in this room")
+            target = await message_store.summary(s, room_id, seq)
+            if target is None:
+                raise NotFound(f"no message with seq {seq} in this room")
+            if not principal.is_admin and not principal.is_agent(target["sender_id"]):
+                raise Forbidden("only the message's sender or an admin may redact it")
+            redacted = await message_store.redact(s, room_id, seq)
+            if redacted:
+                await record(
+                    s,
+                    "message-redacted",
+                    principal.agent_id,
+                    roomId=str(room_id),
+                    messageId=str(target["id"]),
+                    seq=seq,
+                    senderId=str(target["sender_id"]),
+                )
+        if redacted:
+            self._bus.publish_after(room_id, seq, MessageRedacted(room_id=room_id, seq=seq))
+        return redacted
 
     async def _check_reader(self, s: Session, principal: Principal, room_id: uuid.UUID) -> None:
         """Members read a room: others get 404 for a private room, 403 for a public one."""

@@ -369,3 +369,40 @@ async def summary(s: Session, room_id: uuid.UUID, seq: int) -> Row | None:
 async def one(s: Session, room_id: uuid.UUID, seq: int) -> Row | None:
     """One message as listings show it (with its reply count)."""
     return await s.one(_ONE, room_id=room_id, seq=seq)
+
+
+# Redaction. Not named like the columns the UPDATE sets or filters on (room_id, seq):
+# SQLAlchemy's engine would read such names as values to SET.
+_TARGET = (
+    messages.c.room_id == sa.bindparam("target_room", type_=sa.Uuid),
+    messages.c.seq == sa.bindparam("target_seq", type_=sa.BigInteger),
+)
+_REDACT = Statement(
+    sa.update(messages)
+    .where(*_TARGET, messages.c.redacted_at.is_(None))
+    .values(
+        body=sa.literal("", sa.Text),
+        data=sa.null(),
+        # The mentions were the body's; a tombstone names and notifies nobody.
+        mentions=sa.text("'{}'::uuid[]"),
+        mentions_room=sa.false(),
+        redacted_at=sa.func.now(),
+    )
+)
+_FORGET_MENTIONS = Statement(
+    sa.delete(mentions).where(
+        mentions.c.room_id == sa.bindparam("room_id", type_=sa.Uuid),
+        mentions.c.seq == sa.bindparam("seq", type_=sa.BigInteger),
+    )
+)
+
+
+async def redact(s: Session, room_id: uuid.UUID, seq: int) -> bool:
+    """Make the message a tombstone (body "", data null, no mentions, redacted_at now) and
+    drop its mention rows. False, with nothing changed, when it already is one. Concurrent
+    redactions of one message: the second waits for the first's row lock, then finds it
+    redacted (the WHERE is checked again), so exactly one of them returns True."""
+    if await s.execute(_REDACT, target_room=room_id, target_seq=seq) == 0:
+        return False
+    await s.execute(_FORGET_MENTIONS, room_id=room_id, seq=seq)
+    return True
