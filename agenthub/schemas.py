@@ -67,6 +67,14 @@ class AddMemberRequest(_Strict):
     agentId = fields.String(load_default=None, validate=NAME_OR_ID, metadata=AGENT_REF_DOC)
 
 
+class CreateDmRequest(_Strict):
+    agentId = fields.String(
+        required=True,
+        validate=NAME_OR_ID,
+        metadata={"description": "the other agent: its id or its name"},
+    )
+
+
 class PostMessageRequest(_Strict):
     body = fields.String(load_default="", metadata={"description": "may be empty with data"})
     clientMsgId = fields.String(load_default=None, allow_none=True)

@@ -22,7 +22,7 @@ from marshmallow import Schema
 from agenthub import __version__, schemas, wire
 from agenthub.api.base import BaseHandler
 from agenthub.config import Settings
-from agenthub.domain import MESSAGE_KIND_PATTERN, REF_PATTERN
+from agenthub.domain import MESSAGE_KIND_PATTERN, REF_PATTERN, ROOM_KINDS
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
@@ -47,6 +47,7 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     schemas.UpdateRoomRequest,
     schemas.CreateRoomRequest,
     schemas.AddMemberRequest,
+    schemas.CreateDmRequest,
     schemas.PostMessageRequest,
     wire.AgentSchema,
     wire.AgentListSchema,
@@ -103,12 +104,22 @@ class Operation:
     auth: str = SESSION
     request: type[Schema] | None = None
     request_required: bool = True
-    query: Sequence[str] = ()
+    query: Sequence[QueryParam] = ()
     tags: Sequence[str] = field(default=())
     description: str = ""
 
 
 _AUTH_ERRORS = (401, 403, 429, 503)
+
+# A query parameter whose schema belongs to one operation (a name alone is looked up in
+# _query_parameter's shared table).
+QueryParam = str | tuple[str, dict[str, Any]]
+
+_ROOM_KIND: dict[str, Any] = {
+    "type": "string",
+    "enum": list(ROOM_KINDS),
+    "description": "only rooms of this kind (absent: both)",
+}
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/healthz", "GET"): Operation(
@@ -199,9 +210,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/rooms", "GET"): Operation(
         "listRooms",
-        "Rooms the caller can see",
+        "Rooms the caller can see (of one kind with ?kind=room|dm)",
         {200: wire.RoomListSchema},
-        _AUTH_ERRORS,
+        (400, *_AUTH_ERRORS),
+        query=(("kind", _ROOM_KIND),),
         tags=["rooms"],
     ),
     ("/api/v1/rooms", "POST"): Operation(
@@ -305,6 +317,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         request=schemas.PostMessageRequest,
         tags=["messages"],
     ),
+    ("/api/v1/dms", "POST"): Operation(
+        "openDm",
+        "The direct-message room of the caller and another agent (201 created, 200 found)",
+        {201: wire.RoomSchema, 200: wire.RoomSchema},
+        (400, 404, 409, 413, *_AUTH_ERRORS),
+        request=schemas.CreateDmRequest,
+        tags=["rooms"],
+        description="A private room of kind dm holding exactly the two agents; either of them "
+        "asking gets the same room. 400 for the caller itself, 404 for an unknown agent, 409 "
+        "for a new DM with a disabled agent.",
+    ),
     ("/api/v1/audit", "GET"): Operation(
         "listAudit",
         "The audit trail, newest first (admin)",
@@ -402,7 +425,12 @@ def _operation(route: str, op: Operation, settings: Settings) -> dict[str, Any]:
         for part in route.split("/")
         if part.startswith("{") and part.endswith("}")
     ]
-    params += [_query_parameter(name, settings) for name in op.query]
+    params += [
+        _query_parameter(param, settings)
+        if isinstance(param, str)
+        else {"name": param[0], "in": "query", "required": False, "schema": param[1]}
+        for param in op.query
+    ]
     if params:
         doc["parameters"] = params
     if op.request is not None:

@@ -11,7 +11,9 @@ class RoomsHandler(BaseHandler):
     route = "/api/v1/rooms"
 
     async def get(self) -> None:
-        rooms = await self.services.rooms.list_rooms(self.current())
+        # Not query_str: an empty kind is a bad one (400), not an absent one.
+        kind = self.get_query_argument("kind", None)
+        rooms = await self.services.rooms.list_rooms(self.current(), kind)
         self.reply(200, {"rooms": [r.to_dict() for r in rooms]})
 
     async def post(self) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from agenthub.api import (
     agents,
     audit,
+    dms,
     health,
     mentions,
     metrics_handler,
@@ -37,6 +38,7 @@ HANDLERS: list[type[BaseHandler]] = [
     rooms.MessagesHandler,
     rooms.MessageHandler,
     mentions.MentionsHandler,
+    dms.DmsHandler,
     audit.AuditHandler,
     metrics_handler.MetricsHandler,
     openapi.OpenApiHandler,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable
 
 from agenthub.actors import Actor, Principal
-from agenthub.domain import MAX_TOPIC, ME, VISIBILITIES, one_of
+from agenthub.domain import MAX_TOPIC, ME, ROOM_KINDS, VISIBILITIES, one_of
 from agenthub.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agenthub.events import EventBus, MemberAdded, MemberRemoved, RoomUpdated
 from agenthub.models import Member, Room
@@ -41,6 +42,31 @@ _NOBODY = uuid.UUID(int=0)
 
 def _viewer(actor: Actor) -> uuid.UUID:
     return actor.agent_id if isinstance(actor, Principal) else _NOBODY
+
+
+def dm_key(a: uuid.UUID, b: uuid.UUID) -> str:
+    """What identifies the DM room of two agents, whichever of them asks: their ids, sorted."""
+    return ":".join(sorted((str(a), str(b))))
+
+
+def _dm_slug() -> str:
+    """A fresh DM room slug. Random, not derived from the two ids (which anyone may read): a
+    derived slug could be taken first by an ordinary room and block that DM. The prefix keeps it
+    from ever being shaped like a UUID."""
+    return f"dm-{secrets.token_hex(8)}"
+
+
+# New slugs tried before a DM creation gives up; one clash in 2**64 is already unheard of.
+_DM_SLUG_TRIES = 3
+
+
+def _refuse_dm_membership(row: Row) -> None:
+    """A DM room holds exactly its two agents, for good: nobody joins, leaves or is added."""
+    if row["kind"] == "dm":
+        raise Conflict(
+            "the members of a direct-message room cannot change",
+            {"id": ["a DM room: its two agents are its only members, for good"]},
+        )
 
 
 def _can_see(actor: Actor, row: Row) -> bool:
@@ -117,9 +143,14 @@ class RoomService:
             await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=creator))
         return Room.from_row(row, member=creator is not None)
 
-    async def list_rooms(self, actor: Actor) -> list[Room]:
+    async def list_rooms(self, actor: Actor, kind: str | None = None) -> list[Room]:
+        """The rooms the actor can see, by slug; only those of ``kind`` when given."""
+        if kind is not None and kind not in ROOM_KINDS:
+            raise ValidationFailed("invalid kind", {"kind": one_of(ROOM_KINDS)})
         async with self._db.session() as s:
-            rows = await room_store.visible_to(s, _viewer(actor), include_private=actor.is_admin)
+            rows = await room_store.visible_to(
+                s, _viewer(actor), include_private=actor.is_admin, kind=kind
+            )
         return [Room.from_row(r, member=bool(r["is_member"])) for r in rows]
 
     async def get_room(self, actor: Actor, ref: RoomRef) -> Room:
@@ -154,9 +185,10 @@ class RoomService:
         room_id = await self._directory.room_id(ref)
         async with self._db.transaction() as s:
             row = await load_visible_room(s, actor, room_id)
-            _check_manager(actor, row, "archive" if archived else "unarchive")
+            # Before the manager check: neither of a DM's two agents may archive it.
             if row["kind"] == "dm":
                 raise Conflict("a direct-message room cannot be archived", {"id": ["a DM"]})
+            _check_manager(actor, row, "archive" if archived else "unarchive")
             changed = (row["archived_at"] is None) == archived
             if changed:
                 row = {**row, **await room_store.set_archived(s, room_id, archived)}
@@ -212,6 +244,7 @@ class RoomService:
         agent_id = await self._directory.agent_id(actor, ME if agent is None else agent)
         async with self._db.transaction() as s:
             row = await load_visible_room(s, actor, room_id)
+            _refuse_dm_membership(row)
             if not actor.is_admin:
                 adding_self = actor.is_agent(agent_id)
                 if not row["is_member"] and not (adding_self and row["visibility"] == "public"):
@@ -238,7 +271,8 @@ class RoomService:
         room_id = await self._directory.room_id(room)
         agent_id = await self._directory.agent_id(actor, agent)
         async with self._db.transaction() as s:
-            await load_visible_room(s, actor, room_id)
+            row = await load_visible_room(s, actor, room_id)
+            _refuse_dm_membership(row)
             if not actor.is_admin and not actor.is_agent(agent_id):
                 raise Forbidden("only the member itself or an admin may remove a member")
             removed = await room_store.remove_member(s, room_id, agent_id)
@@ -252,3 +286,64 @@ class RoomService:
                 memberId=str(agent_id),
             )
         await self._bus.publish(MemberRemoved(room_id=room_id, agent_id=agent_id))
+
+    async def open_dm(self, principal: Principal, agent: AgentRef) -> tuple[Room, bool]:
+        """(room, created): the direct-message room of the caller and ``agent``, created on
+        first use. Either agent asking finds the same room. Opening a new DM with a disabled
+        agent is refused (409); an existing one is still found, so its history stays at hand."""
+        other_id = await self._directory.agent_id(principal, agent)
+        if principal.is_agent(other_id):
+            raise ValidationFailed(
+                "a direct message needs another agent", {"agentId": ["names the caller"]}
+            )
+        key = dm_key(principal.agent_id, other_id)
+        async with self._db.session() as s:
+            row = await room_store.by_dm_key(s, key, principal.agent_id)
+        if row is not None:
+            return Room.from_row(row, member=bool(row["is_member"])), False
+        for _ in range(_DM_SLUG_TRIES):
+            try:
+                return await self._create_dm(principal, other_id, key)
+            except UniqueViolation as exc:
+                if exc.constraint != "uq_rooms_slug":
+                    raise
+        raise Conflict("could not find a free slug for the DM room; try again")
+
+    async def _create_dm(
+        self, principal: Principal, other_id: uuid.UUID, key: str
+    ) -> tuple[Room, bool]:
+        async with self._db.transaction() as s:
+            other = await agent_store.by_id(s, other_id)
+            if other is None:
+                raise NotFound("agent not found")
+            if other["disabled_at"] is not None:
+                raise Conflict(
+                    "the agent is disabled: no new direct-message room with it",
+                    {"agentId": ["a disabled agent"]},
+                )
+            row = await room_store.insert_dm(
+                s,
+                slug=_dm_slug(),
+                name=", ".join(sorted((principal.name, other["name"]))),
+                dm_key=key,
+                created_by=principal.agent_id,
+            )
+            if row is None:
+                # The other agent opened it at the same moment, and committed first.
+                found = await room_store.by_dm_key(s, key, principal.agent_id)
+                assert found is not None, "a DM room that conflicted is committed"
+                return Room.from_row(found, member=bool(found["is_member"])), False
+            for agent_id in (principal.agent_id, other_id):
+                await room_store.add_member(s, row["id"], agent_id)
+            await record(
+                s,
+                "dm-created",
+                principal.agent_id,
+                roomId=str(row["id"]),
+                slug=row["slug"],
+                memberIds=[str(principal.agent_id), str(other_id)],
+            )
+        # Both agents' live sockets enter the room, so its messages reach them at once.
+        for agent_id in (principal.agent_id, other_id):
+            await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=agent_id))
+        return Room.from_row(row, member=True), True

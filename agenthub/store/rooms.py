@@ -7,6 +7,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from agenthub.domain import ROOM_KINDS
 from agenthub.store.db import Row, Session, Statement
 from agenthub.store.tables import agents, room_members, rooms
 
@@ -56,18 +57,48 @@ _UNARCHIVE = Statement(
     .values(archived_at=None)
     .returning(*rooms.c)
 )
-_ID_BY_SLUG = Statement(sa.select(rooms.c.id).where(rooms.c.slug == sa.bindparam("slug")))
-_ALL_ROOMS = Statement(_WITH_MEMBERSHIP.order_by(rooms.c.slug))
-_VISIBLE_ROOMS = Statement(
-    _WITH_MEMBERSHIP.where(
-        sa.or_(
-            rooms.c.visibility == "public",
-            rooms.c.id.in_(
-                sa.select(room_members.c.room_id).where(room_members.c.agent_id == _VIEWER)
-            ),
-        )
-    ).order_by(rooms.c.slug)
+# A direct-message room: ON CONFLICT on dm_key makes two agents opening the same DM at once
+# safe (the second insert waits for the first to commit, then inserts nothing).
+_INSERT_DM = Statement(
+    pg_insert(rooms)
+    .values(
+        slug=sa.bindparam("slug"),
+        name=sa.bindparam("name"),
+        visibility="private",
+        kind="dm",
+        dm_key=sa.bindparam("dm_key"),
+        created_by=sa.bindparam("created_by"),
+    )
+    .on_conflict_do_nothing(index_elements=["dm_key"])
+    .returning(*rooms.c)
 )
+_BY_DM_KEY = Statement(_WITH_MEMBERSHIP.where(rooms.c.dm_key == sa.bindparam("dm_key")))
+_ID_BY_SLUG = Statement(sa.select(rooms.c.id).where(rooms.c.slug == sa.bindparam("slug")))
+
+
+def _listing(include_private: bool, kind: str | None) -> Statement:
+    """Rooms by slug: every room (admins) or the public ones and the viewer's; of one kind or
+    of any (None)."""
+    query = _WITH_MEMBERSHIP
+    if not include_private:
+        query = query.where(
+            sa.or_(
+                rooms.c.visibility == "public",
+                rooms.c.id.in_(
+                    sa.select(room_members.c.room_id).where(room_members.c.agent_id == _VIEWER)
+                ),
+            )
+        )
+    if kind is not None:
+        query = query.where(rooms.c.kind == kind)
+    return Statement(query.order_by(rooms.c.slug))
+
+
+_LISTINGS = {
+    (include_private, kind): _listing(include_private, kind)
+    for include_private in (True, False)
+    for kind in (None, *ROOM_KINDS)
+}
 _FOR_MEMBER = Statement(
     sa.select(rooms.c.id, rooms.c.slug, rooms.c.last_seq)
     .join(room_members, room_members.c.room_id == rooms.c.id)
@@ -120,6 +151,18 @@ async def insert(
     return row
 
 
+async def insert_dm(
+    s: Session, *, slug: str, name: str, dm_key: str, created_by: uuid.UUID
+) -> Row | None:
+    """The new DM room, or None when a room with this ``dm_key`` exists (it may have been
+    committed by another transaction while this one waited)."""
+    return await s.one(_INSERT_DM, slug=slug, name=name, dm_key=dm_key, created_by=created_by)
+
+
+async def by_dm_key(s: Session, dm_key: str, viewer: uuid.UUID) -> Row | None:
+    return await s.one(_BY_DM_KEY, dm_key=dm_key, viewer=viewer)
+
+
 async def by_id(s: Session, room_id: uuid.UUID, viewer: uuid.UUID) -> Row | None:
     return await s.one(_BY_ID, room_id=room_id, viewer=viewer)
 
@@ -128,8 +171,11 @@ async def by_slug(s: Session, slug: str, viewer: uuid.UUID) -> Row | None:
     return await s.one(_BY_SLUG, slug=slug, viewer=viewer)
 
 
-async def visible_to(s: Session, viewer: uuid.UUID, include_private: bool) -> list[Row]:
-    return await s.all(_ALL_ROOMS if include_private else _VISIBLE_ROOMS, viewer=viewer)
+async def visible_to(
+    s: Session, viewer: uuid.UUID, include_private: bool, kind: str | None = None
+) -> list[Row]:
+    """``kind`` None lists rooms of every kind; otherwise one of ``ROOM_KINDS``."""
+    return await s.all(_LISTINGS[include_private, kind], viewer=viewer)
 
 
 async def for_member(s: Session, agent_id: uuid.UUID) -> list[Row]:
