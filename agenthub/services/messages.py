@@ -93,11 +93,15 @@ class MessageService:
         if post.reply_to is not None and not 1 <= post.reply_to <= MAX_SEQ:
             raise ValidationFailed("invalid replyTo", {"replyTo": [f"a seq, 1 to {MAX_SEQ}"]})
         if data is not None:
-            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-            if size > MAX_DATA_BYTES:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            if len(text.encode()) > MAX_DATA_BYTES:
                 raise PayloadTooLarge(
                     f"data exceeds {MAX_DATA_BYTES} bytes serialized",
                     {"data": [f"at most {MAX_DATA_BYTES} bytes as JSON"], "limit": MAX_DATA_BYTES},
+                )
+            if _holds_nul(data):  # PostgreSQL's jsonb cannot store \u0000 anywhere
+                raise ValidationFailed(
+                    "data contains NUL", {"data": ["no NUL character in keys or strings"]}
                 )
 
     async def post_message(
@@ -367,6 +371,23 @@ async def _store(s: Session, principal: Principal, room_id: uuid.UUID, post: New
         mention_names=post.mention_names,
         mentions_room=post.mentions_room,
     )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any key or string of a parsed JSON value (iterative: the
+    JSON parser bounds the depth, not the call stack here)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _retried(existing: Row, room_id: uuid.UUID) -> PostResult:
