@@ -4,6 +4,7 @@ Services publish after their transaction commits, so a listener never sees an ev
 for something that was rolled back. A posted message takes its own path: the post reserves a
 slot before its insert and completes it after the commit (``EventBus.reserve``); the bus then
 publishes ``MessagePosted`` in seq order per room, in the background (``agenthub.ordering``).
+News about a stored message (``MessageRedacted``) follows that order too (``publish_after``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ log = logging.getLogger("agenthub.events")
 @dataclass(frozen=True)
 class MessagePosted:
     message: Message
+
+
+@dataclass(frozen=True)
+class MessageRedacted:
+    """A message became a tombstone (``message:redacted`` to its room). Published in the room's
+    order (``EventBus.publish_after``): after the ``MessagePosted`` of that seq."""
+
+    room_id: uuid.UUID
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class SessionsStale:
 
 Event = (
     MessagePosted
+    | MessageRedacted
     | RoomUpdated
     | MemberAdded
     | MemberRemoved
@@ -92,6 +103,16 @@ class EventBus:
     async def settle(self) -> None:
         """Wait until every completed post has been published (used when shutting down)."""
         await self._posts.settle()
+
+    def publish_after(self, room_id: uuid.UUID, seq: int, event: Event) -> None:
+        """Publish ``event`` (news about the message ``seq`` of ``room_id``, already committed)
+        in the room's order: once that message's ``MessagePosted``, and any still to come
+        before it, have been published. In the background; ``settle`` waits for it."""
+
+        async def publish() -> None:
+            await self.publish(event)
+
+        self._posts.after(room_id, seq, publish)
 
     async def _posted(self, message: Message) -> None:
         await self.publish(MessagePosted(message=message))

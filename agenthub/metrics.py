@@ -21,7 +21,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from agenthub.events import Event, MessagePosted
+from agenthub.events import Event, MessagePosted, MessageRedacted
 
 # SQL verbs kept as the ``operation`` label; anything else is "other" (bounded cardinality).
 DB_OPERATIONS = frozenset(
@@ -66,6 +66,11 @@ class Metrics:
             "agenthub_messages",
             "Messages stored (acknowledged), by room.",
             ["room_id"],
+            registry=r,
+        )
+        self.messages_redacted = Counter(
+            "agenthub_messages_redacted",
+            "Messages redacted (made tombstones).",
             registry=r,
         )
         self.ws_latency = Histogram(
@@ -127,9 +132,12 @@ class Metrics:
         self.messages.labels(room_id).inc()
 
     async def on_event(self, event: Event) -> None:
-        """EventBus listener: services publish MessagePosted once the message is committed."""
+        """EventBus listener: services publish MessagePosted (MessageRedacted) once the message
+        (the redaction) is committed."""
         if isinstance(event, MessagePosted):
             self.message_stored(str(event.message.room_id))
+        elif isinstance(event, MessageRedacted):
+            self.messages_redacted.inc()
 
     # --- sockets -------------------------------------------------------------------------------
 

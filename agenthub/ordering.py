@@ -14,6 +14,10 @@ the seq known only after the insert.
 
 Handing on runs in one task per room, off the poster's path: the REST reply and the socket ack
 never wait for the fan-out.
+
+News about a message already stored (a redaction) goes the same way (``RoomOrder.after``): it
+is handed on once the message itself, and whatever could still come before it, has been, so a
+listener never hears of a change to a seq it has not been given yet.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from agenthub.models import Message
 log = logging.getLogger("agenthub.events")
 
 Deliver = Callable[[Message], Awaitable[None]]
+Action = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -40,12 +45,20 @@ class _Held:
 
 
 @dataclass
+class _After:
+    seq: int  # it follows every message up to this seq
+    horizon: int  # the last ticket issued when it was asked for: it waits for those too
+    action: Action
+
+
+@dataclass
 class _Room:
     issued: int = 0  # tickets handed out so far
     pending: set[int] = field(default_factory=set)  # tickets of posts still in flight
     next_seq: int | None = None  # the seq after the last one handed on (None: none yet)
     held: dict[int, _Held] = field(default_factory=dict)  # by seq
-    ready: deque[Message] = field(default_factory=deque)  # decided order, not yet handed on
+    ready: deque[Message | Action] = field(default_factory=deque)  # decided order, not yet run
+    waiting: deque[_After] = field(default_factory=deque)  # actions not yet in ``ready``
     task: asyncio.Task[None] | None = None
 
     def oldest_pending(self) -> int | None:
@@ -106,6 +119,20 @@ class RoomOrder:
             else:
                 room.held[message.seq] = _Held(message, room.issued)
         self._release(room)
+        self._start(room)
+
+    def after(self, room_id: uuid.UUID, seq: int, action: Action) -> None:
+        """Run ``action`` in the room's hand-on order, once every message up to ``seq`` that
+        this process stored, or may still be storing (a post in flight now), has been handed
+        on. It runs in the room's task, off the caller's path."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = self._rooms[room_id] = _Room()
+        room.waiting.append(_After(seq, room.issued, action))
+        self._release(room)
+        self._start(room)
+
+    def _start(self, room: _Room) -> None:
         if room.ready and room.task is None:
             room.task = asyncio.get_running_loop().create_task(self._hand_on(room))
 
@@ -122,16 +149,27 @@ class RoomOrder:
             del room.held[seq]
             room.ready.append(held.message)
             room.next_seq = seq + 1
+        while room.waiting:  # in the order they were asked for
+            after = room.waiting[0]
+            if oldest is not None and oldest <= after.horizon:
+                break  # a post in flight when it was asked for may bring a seq before it
+            if any(held_seq <= after.seq for held_seq in room.held):
+                break
+            room.ready.append(room.waiting.popleft().action)
 
     async def _hand_on(self, room: _Room) -> None:
         # One task per room: the order of ``ready`` is the order listeners see.
         try:
             while room.ready:
-                message = room.ready.popleft()
+                item = room.ready.popleft()
                 try:
-                    await self._deliver(message)
+                    if isinstance(item, Message):
+                        await self._deliver(item)
+                    else:
+                        await item()
                 except Exception:
-                    log.exception("handing on message %s failed", message.id)
+                    what = f"message {item.id}" if isinstance(item, Message) else "room news"
+                    log.exception("handing on %s failed", what)
         finally:
             room.task = None
 

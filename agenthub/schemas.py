@@ -95,6 +95,9 @@ class SyncRoomEvent(_Strict):
     roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
     afterSeq = fields.Integer(required=True, strict=True)
     limit = fields.Integer(load_default=None, strict=True)
+    # Filters, as on GET /rooms/{id}/messages: one thread (its root's seq), one kind.
+    thread = fields.Integer(load_default=None, allow_none=True, strict=True)
+    kind = fields.String(load_default=None, allow_none=True)
 
 
 LONE_SURROGATE = "Not valid Unicode: contains a lone UTF-16 surrogate (U+D800 to U+DFFF)."

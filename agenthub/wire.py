@@ -153,16 +153,36 @@ class MessagePageSchema(WireSchema):
     has_more = fields.Boolean(required=True, data_key="hasMore")
 
 
-class RoomKeySchema(WireSchema):
-    """A room named by id and slug, next to a message that came from it."""
+class RoomLabelSchema(WireSchema):
+    """The room an item of a listing across rooms is in."""
 
     id = fields.UUID(required=True)
     slug = fields.String(required=True)
 
 
+class MentionSchema(WireSchema):
+    """A message that mentions the caller, and its room."""
+
+    message = fields.Nested(MessageSchema, required=True)
+    room = fields.Nested(RoomLabelSchema, required=True)
+
+
+class MentionPageSchema(WireSchema):
+    mentions = fields.Nested(MentionSchema, many=True, required=True)
+    next_cursor = fields.String(
+        required=True,
+        allow_none=True,
+        data_key="nextCursor",
+        metadata={
+            "description": "newest first: the next (older) page, null after the last; with "
+            "after: where to go on from, always given"
+        },
+    )
+
+
 class SearchResultSchema(WireSchema):
     message = fields.Nested(MessageSchema, required=True)
-    room = fields.Nested(RoomKeySchema, required=True)
+    room = fields.Nested(RoomLabelSchema, required=True)
     highlight = fields.String(
         required=True,
         metadata={
@@ -232,6 +252,8 @@ MEMBER = MemberSchema()
 MEMBER_LIST = MemberListSchema()
 MESSAGE = MessageSchema()
 MESSAGE_PAGE = MessagePageSchema()
+MENTION = MentionSchema()
+MENTION_PAGE = MentionPageSchema()
 SEARCH_PAGE = SearchPageSchema()
 AUDIT_EVENT = AuditEventSchema()
 AUDIT_PAGE = AuditPageSchema()

@@ -27,9 +27,9 @@ def store_statements() -> Iterator[tuple[str, Statement]]:
 
 def sample(name: str, list_length: int = 3) -> Any:
     """A value of the right kind for a bindparam, by the naming the store uses."""
-    if name.endswith("_id") or name in ("viewer", "created_by"):
+    if name.endswith("_id") or name in ("viewer", "created_by", "target_room"):
         return uuid.uuid4()
-    if name in ("limit", "before_seq", "after_seq", "before_position"):
+    if name in ("limit", "before_seq", "after_seq", "before_position", "after_position"):
         return 42
     if name == "prefixes":
         return [f"pfx{i:05d}" for i in range(list_length)]
@@ -43,12 +43,14 @@ def sample(name: str, list_length: int = 3) -> Any:
         return datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     if name in ("mentions_room", "archived"):
         return True
-    if name in ("reply_to", "seq"):
+    if name in ("reply_to", "seq", "target_seq", "thread_root"):
         return 7
     if name == "data":
         return {"task": "review", "files": ["a.py"], "é": None}
     if name in ("new_name", "new_topic"):
         return None  # keeps the column's value
+    if name == "message_kind":
+        return "task.review"
     if name == "mention_names":
         return [f"name-{i}" for i in range(list_length)]
     return f"{name}-value'; DROP TABLE rooms --"

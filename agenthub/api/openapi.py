@@ -62,7 +62,9 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     wire.MemberListSchema,
     wire.MessageSchema,
     wire.MessagePageSchema,
-    wire.RoomKeySchema,
+    wire.RoomLabelSchema,
+    wire.MentionSchema,
+    wire.MentionPageSchema,
     wire.SearchResultSchema,
     wire.SearchPageSchema,
     wire.AuditEventSchema,
@@ -275,11 +277,40 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/rooms/{id}/messages", "GET"): Operation(
         "listMessages",
-        "Messages in seq order, paged by cursor or after a seq",
+        "Messages in seq order, paged by cursor or after a seq; one thread, or one kind",
         {200: wire.MessagePageSchema},
         (400, 404, *_AUTH_ERRORS),
-        query=("limit", "after", "cursor"),
+        query=("limit", "after", "cursor", "thread", "kind"),
         tags=["messages"],
+        description="Newest first (cursor), or oldest first after a seq. thread=<root seq>: "
+        "that thread, root first, oldest first (with after, not cursor); a seq that is no "
+        "thread's root of this room is a 400. kind: only messages of that kind.",
+    ),
+    ("/api/v1/rooms/{id}/messages/{seq}", "GET"): Operation(
+        "getMessage",
+        "One message (members)",
+        {200: wire.MessageSchema},
+        (400, 404, *_AUTH_ERRORS),
+        tags=["messages"],
+    ),
+    ("/api/v1/rooms/{id}/messages/{seq}", "DELETE"): Operation(
+        "redactMessage",
+        "Redact a message: it becomes a tombstone (its sender, or an admin; members)",
+        {204: None},
+        (400, 404, *_AUTH_ERRORS),
+        tags=["messages"],
+        description="Body emptied, data and mentions dropped, redactedAt set; seq, sender and "
+        "times stay. Redacting a tombstone again is a 204 that changes nothing.",
+    ),
+    ("/api/v1/mentions", "GET"): Operation(
+        "listMentions",
+        "Messages that mention the caller, across its rooms",
+        {200: wire.MentionPageSchema},
+        (400, *_AUTH_ERRORS),
+        query=("limit", "cursor", "after:cursor", "unread"),
+        tags=["mentions"],
+        description="Newest first, paged with cursor; or oldest first after a cursor (after=0: "
+        "from the first). unread=true: only those after the caller's read marker in their room.",
     ),
     ("/api/v1/rooms/{id}/messages", "POST"): Operation(
         "postMessage",
@@ -327,6 +358,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 def _path_parameter(name: str) -> dict[str, Any]:
     if name == "prefix":
         schema: dict[str, Any] = {"type": "string", "description": "an API token's prefix"}
+    elif name == "seq":
+        schema = {"type": "integer", "minimum": 1, "description": "a message's seq in the room"}
     else:
         named = "the room's id or slug" if name == "id" else "the agent's id, name, or me"
         schema = {"type": "string", "pattern": REF_PATTERN, "description": named}
@@ -343,7 +376,15 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
         },
         "after": {"type": "integer", "minimum": 0, "description": "return messages after seq"},
         "cursor": {"type": "string", "maxLength": 512, "description": "opaque nextCursor"},
+        "after:cursor": {
+            "type": "string",
+            "maxLength": 512,
+            "description": "a nextCursor from a listing with after, or 0 (from the first)",
+        },
         "type": {"type": "string", "maxLength": 64, "description": "audit event type"},
+        "thread": {"type": "integer", "minimum": 1, "description": "a thread's root seq"},
+        "kind": {"type": "string", "pattern": MESSAGE_KIND_PATTERN, "description": "a kind"},
+        "unread": {"type": "boolean", "default": False, "description": "only unread ones"},
         "q": {
             "type": "string",
             "minLength": 1,
@@ -356,11 +397,11 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
             "pattern": REF_PATTERN,
             "description": "the sender's id, name, or me",
         },
-        "kind": {"type": "string", "pattern": MESSAGE_KIND_PATTERN, "description": "message kind"},
     }
     required = {"q"}
+    # "after:cursor" is the parameter "after" in its cursor form (the name before the colon).
     return {
-        "name": name,
+        "name": name.partition(":")[0],
         "in": "query",
         "required": name in required,
         "schema": schemas_by_name[name],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agenthub import schemas
 from agenthub.api.base import BaseHandler
+from agenthub.errors import ValidationFailed
 
 
 class RoomsHandler(BaseHandler):
@@ -96,6 +97,8 @@ class MessagesHandler(BaseHandler):
             limit=self.query_int("limit"),
             cursor=self.query_str("cursor"),
             after_seq=self.query_int("after"),
+            thread=self.query_int("thread"),
+            kind=self.query_str("kind"),
         )
         self.reply(
             200,
@@ -122,3 +125,26 @@ class MessagesHandler(BaseHandler):
             message = result.message
             self.set_header("Location", f"/api/v1/rooms/{message.room_id}/messages/{message.seq}")
         self.reply(201 if result.created else 200, result.message.to_dict())
+
+
+class MessageHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/messages/{seq}"
+
+    async def get(self, room_id: str, seq: str) -> None:
+        message = await self.services.messages.get_message(
+            self.current(), self.path_ref(room_id), self._path_seq(seq)
+        )
+        self.reply(200, message.to_dict())
+
+    async def delete(self, room_id: str, seq: str) -> None:
+        await self.services.messages.redact_message(
+            self.current(), self.path_ref(room_id), self._path_seq(seq)
+        )
+        self.reply(204, None)
+
+    @staticmethod
+    def _path_seq(value: str) -> int:
+        # Digits only (no sign, no spaces); the service checks the range.
+        if not (value.isascii() and value.isdigit()) or len(value) > 20:
+            raise ValidationFailed("invalid seq", {"seq": ["a message's seq (a positive integer)"]})
+        return int(value)

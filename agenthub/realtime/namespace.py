@@ -319,6 +319,8 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             limit=data["limit"],
             after_seq=data["afterSeq"],
             after_field="afterSeq",
+            thread=data["thread"],
+            kind=data["kind"],
         )
         return {
             "roomId": str(room_id),

@@ -17,6 +17,7 @@ from agenthub.events import (
     MemberAdded,
     MemberRemoved,
     MessagePosted,
+    MessageRedacted,
     RoomUpdated,
     SessionsStale,
     TokenRevoked,
@@ -182,6 +183,10 @@ class RealtimeServer:
             payload = message.to_dict()
             await self.sockets.send(str(message.room_id), "message:new", payload)
             await self._mentioned(message, payload)
+        elif isinstance(event, MessageRedacted):
+            # After the message:new of that seq (the bus keeps the room's order).
+            payload = {"roomId": str(event.room_id), "seq": event.seq}
+            await self.sockets.send(str(event.room_id), "message:redacted", payload)
         elif isinstance(event, RoomUpdated):
             # Everyone who hears it is a member (the room's sockets are its members').
             room = dataclasses.replace(event.room, member=True)

@@ -1,4 +1,5 @@
-"""Messages: post (acknowledged only after commit) and read back by seq."""
+"""Messages: post (acknowledged only after commit), read back by seq (the room, a thread, a
+kind), and redact."""
 
 from __future__ import annotations
 
@@ -20,9 +21,17 @@ from agenthub.domain import (
     PageBounds,
     check_seq,
 )
-from agenthub.errors import Conflict, Forbidden, PayloadTooLarge, RoomArchived, ValidationFailed
-from agenthub.events import EventBus
+from agenthub.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RoomArchived,
+    ValidationFailed,
+)
+from agenthub.events import EventBus, MessageRedacted
 from agenthub.models import Message
+from agenthub.services.audit import record
 from agenthub.services.directory import Directory, RoomRef
 from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
@@ -84,11 +93,15 @@ class MessageService:
         if post.reply_to is not None and not 1 <= post.reply_to <= MAX_SEQ:
             raise ValidationFailed("invalid replyTo", {"replyTo": [f"a seq, 1 to {MAX_SEQ}"]})
         if data is not None:
-            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-            if size > MAX_DATA_BYTES:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            if len(text.encode()) > MAX_DATA_BYTES:
                 raise PayloadTooLarge(
                     f"data exceeds {MAX_DATA_BYTES} bytes serialized",
                     {"data": [f"at most {MAX_DATA_BYTES} bytes as JSON"], "limit": MAX_DATA_BYTES},
+                )
+            if _holds_nul(data):  # PostgreSQL's jsonb cannot store \u0000 anywhere
+                raise ValidationFailed(
+                    "data contains NUL", {"data": ["no NUL character in keys or strings"]}
                 )
 
     async def post_message(
@@ -187,36 +200,129 @@ class MessageService:
         cursor: str | None = None,
         after_seq: int | None = None,
         after_field: str = "after",
+        thread: int | None = None,
+        kind: str | None = None,
     ) -> MessagePage:
         """Newest first from ``cursor``; or, with ``after_seq``, oldest first after it.
-        ``limit`` None means the default page size; ``after_field`` is what the caller's
-        transport calls ``after_seq`` (error details name it)."""
+        ``thread`` (a root's seq) narrows it to that thread, oldest first (after ``after_seq``
+        when given); ``kind`` to the messages of that kind. ``limit`` None means the default
+        page size; ``after_field`` is what the caller's transport calls ``after_seq`` (error
+        details name it)."""
         limit = self._pages.limit(limit)
         check_seq(after_seq, after_field)
-        room_id = await self._directory.room_id(room)
+        _check_filters(thread, kind)
         if cursor is not None and after_seq is not None:
             raise ValidationFailed(
                 f"cursor and {after_field} cannot be combined",
                 {after_field: f"use either cursor or {after_field}"},
             )
-        scope = str(room_id)
+        if cursor is not None and thread is not None:
+            raise ValidationFailed(
+                "a thread is read oldest first: page it with after, not cursor",
+                {"cursor": [f"not with thread; use {after_field}"]},
+            )
+        room_id = await self._directory.room_id(room)
+        # A cursor belongs to its listing: the room's, or the room's messages of one kind.
+        scope = str(room_id) if kind is None else f"{room_id}/kind={kind}"
         before = cursors.decode(cursor, "messages", scope) if cursor else None
         async with self._db.session() as s:
-            await load_visible_room(s, principal, room_id)
-            if not await room_store.is_member(s, room_id, principal.agent_id):
-                raise Forbidden("only room members may read this room's messages")
-            if after_seq is not None:
-                rows = await message_store.after(s, room_id, after_seq=after_seq, limit=limit + 1)
+            await self._check_reader(s, principal, room_id)
+            if thread is not None:
+                await _check_thread_root(s, room_id, thread)
+                rows = await message_store.thread(
+                    s, room_id, thread, after_seq=after_seq or 0, limit=limit + 1, kind=kind
+                )
+            elif after_seq is not None:
+                rows = await message_store.after(
+                    s, room_id, after_seq=after_seq, limit=limit + 1, kind=kind
+                )
             else:
                 rows = await message_store.newest_first(
-                    s, room_id, before_seq=before, limit=limit + 1
+                    s, room_id, before_seq=before, limit=limit + 1, kind=kind
                 )
         has_more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = None
-        if has_more and after_seq is None and rows:
+        if has_more and after_seq is None and thread is None and rows:
             next_cursor = cursors.encode("messages", scope, int(rows[-1]["seq"]))
         return MessagePage([Message.from_row(r) for r in rows], next_cursor, has_more)
+
+    async def get_message(self, principal: Principal, room: RoomRef, seq: int) -> Message:
+        """One message of the room, as listings show it (members only)."""
+        _check_path_seq(seq)
+        room_id = await self._directory.room_id(room)
+        async with self._db.session() as s:
+            await self._check_reader(s, principal, room_id)
+            row = await message_store.one(s, room_id, seq)
+        if row is None:
+            raise NotFound(f"no message with seq {seq} in this room")
+        return Message.from_row(row)
+
+    async def redact_message(self, principal: Principal, room: RoomRef, seq: int) -> bool:
+        """Make a message a tombstone: ``body`` "", ``data`` null, ``redactedAt`` set, no
+        mentions (its mention rows go too, so it notifies nobody any more); seq, sender, kind,
+        thread and times stay. Its sender or an admin may, while a member of the room. True
+        when it was redacted now; False when it already was a tombstone (nothing changes, no
+        second audit event or broadcast: a retried DELETE is answered alike)."""
+        _check_path_seq(seq)
+        room_id = await self._directory.room_id(room)
+        async with self._db.transaction() as s:
+            await load_visible_room(s, principal, room_id)
+            if not await room_store.is_member(s, room_id, principal.agent_id):
+                raise Forbidden("only room members may redact messages in this room")
+            target = await message_store.summary(s, room_id, seq)
+            if target is None:
+                raise NotFound(f"no message with seq {seq} in this room")
+            if not principal.is_admin and not principal.is_agent(target["sender_id"]):
+                raise Forbidden("only the message's sender or an admin may redact it")
+            redacted = await message_store.redact(s, room_id, seq)
+            if redacted:
+                await record(
+                    s,
+                    "message-redacted",
+                    principal.agent_id,
+                    roomId=str(room_id),
+                    messageId=str(target["id"]),
+                    seq=seq,
+                    senderId=str(target["sender_id"]),
+                )
+        if redacted:
+            self._bus.publish_after(room_id, seq, MessageRedacted(room_id=room_id, seq=seq))
+        return redacted
+
+    async def _check_reader(self, s: Session, principal: Principal, room_id: uuid.UUID) -> None:
+        """Members read a room: others get 404 for a private room, 403 for a public one."""
+        await load_visible_room(s, principal, room_id)
+        if not await room_store.is_member(s, room_id, principal.agent_id):
+            raise Forbidden("only room members may read this room's messages")
+
+
+def _check_filters(thread: int | None, kind: str | None) -> None:
+    if thread is not None and not 1 <= thread <= MAX_SEQ:
+        raise ValidationFailed("invalid thread", {"thread": [f"a seq, 1 to {MAX_SEQ}"]})
+    if kind is not None and not MESSAGE_KIND_RE.match(kind):
+        raise ValidationFailed("invalid kind", {"kind": [f"must match {MESSAGE_KIND_PATTERN}"]})
+
+
+def _check_path_seq(seq: int) -> None:
+    if not 1 <= seq <= MAX_SEQ:
+        raise ValidationFailed("invalid seq", {"seq": [f"a seq, 1 to {MAX_SEQ}"]})
+
+
+async def _check_thread_root(s: Session, room_id: uuid.UUID, seq: int) -> None:
+    """A thread is named by its root: a message of the room that is no reply."""
+    found = await message_store.summary(s, room_id, seq)
+    if found is None:
+        raise ValidationFailed(
+            "thread names no message of this room",
+            {"thread": [f"no message with seq {seq} in this room"]},
+        )
+    if found["thread_root"] is not None:
+        root = int(found["thread_root"])
+        raise ValidationFailed(
+            "thread names a reply, not a thread's root",
+            {"thread": [f"seq {seq} is a reply; its thread's root is seq {root}"]},
+        )
 
 
 @dataclass(frozen=True)
@@ -265,6 +371,23 @@ async def _store(s: Session, principal: Principal, room_id: uuid.UUID, post: New
         mention_names=post.mention_names,
         mentions_room=post.mentions_room,
     )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any key or string of a parsed JSON value (iterative: the
+    JSON parser bounds the depth, not the call stack here)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _retried(existing: Row, room_id: uuid.UUID) -> PostResult:

@@ -12,6 +12,7 @@ from agenthub.ratelimit import LoginLimits
 from agenthub.services.agents import AgentService
 from agenthub.services.audit import AuditService
 from agenthub.services.directory import Directory
+from agenthub.services.mentions import MentionService
 from agenthub.services.messages import MessageService
 from agenthub.services.rooms import RoomService
 from agenthub.services.search import SearchService
@@ -32,6 +33,7 @@ class Services:
     sessions: SessionService
     rooms: RoomService
     messages: MessageService
+    mentions: MentionService
     search: SearchService
     audit: AuditService
 
@@ -68,6 +70,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         messages=MessageService(
             db, bus, directory, max_body_chars=settings.max_message_chars, pages=pages
         ),
+        mentions=MentionService(db, pages=pages),
         search=SearchService(db, directory, pages=pages),
         audit=AuditService(db, pages=pages),
     )

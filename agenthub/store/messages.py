@@ -211,27 +211,198 @@ async def by_client_msg_id(s: Session, sender_id: uuid.UUID, client_msg_id: str)
 
 
 _LIMIT = sa.bindparam("limit", type_=sa.Integer)
-_IN_ROOM = sa.select(*COLUMNS).where(messages.c.room_id == sa.bindparam("room_id"))
-_NEWEST = Statement(_IN_ROOM.order_by(messages.c.seq.desc()).limit(_LIMIT))
-_NEWEST_BEFORE = Statement(
-    _IN_ROOM.where(messages.c.seq < sa.bindparam("before_seq"))
-    .order_by(messages.c.seq.desc())
-    .limit(_LIMIT)
+_ROOM = sa.bindparam("room_id", type_=sa.Uuid)
+_KIND = sa.bindparam("message_kind", type_=sa.Text)
+_REPLIES = messages.alias("replies")
+
+# The replies in the thread a message roots, counted on the index (room_id, thread_root, seq)
+# in the listing's own round trip. A reply roots nothing (replies to replies share the root),
+# so only messages that are no reply are counted for. Tombstones count: they stay in the thread.
+REPLY_COUNT = sa.case(
+    (
+        messages.c.thread_root.is_(None),
+        sa.select(sa.func.count())
+        .where(_REPLIES.c.room_id == messages.c.room_id, _REPLIES.c.thread_root == messages.c.seq)
+        .scalar_subquery(),
+    ),
+    else_=sa.literal_column("0"),
+).label("reply_count")
+
+# What a listing returns per message: its row and its reply count.
+LISTED = [*COLUMNS, REPLY_COUNT]
+
+
+def _page(*where: sa.ColumnElement[bool], newest_first: bool) -> Statement:
+    order = messages.c.seq.desc() if newest_first else messages.c.seq.asc()
+    return Statement(
+        sa.select(*LISTED).where(messages.c.room_id == _ROOM, *where).order_by(order).limit(_LIMIT)
+    )
+
+
+def _pages(*where: sa.ColumnElement[bool]) -> dict[str, Statement]:
+    return {
+        "newest": _page(*where, newest_first=True),
+        "before": _page(
+            messages.c.seq < sa.bindparam("before_seq", type_=sa.BigInteger),
+            *where,
+            newest_first=True,
+        ),
+        "after": _page(
+            messages.c.seq > sa.bindparam("after_seq", type_=sa.BigInteger),
+            *where,
+            newest_first=False,
+        ),
+    }
+
+
+# By listing (newest first, newest before a seq, oldest after a seq), for the whole room or for
+# one kind (served by the index (room_id, kind, seq)).
+_PAGES = _pages()
+_KIND_PAGES = _pages(messages.c.kind == _KIND)
+_NEWEST = _PAGES["newest"]
+_NEWEST_BEFORE = _PAGES["before"]
+_AFTER = _PAGES["after"]
+
+
+def _thread(*where: sa.ColumnElement[bool]) -> Statement:
+    """A thread oldest first after a seq: its root (a plain lookup by seq), then its replies
+    in seq order off the index (room_id, thread_root, seq), at most ``limit`` of them."""
+    root = sa.bindparam("thread_root", type_=sa.BigInteger)
+    after_seq = sa.bindparam("after_seq", type_=sa.BigInteger)
+    head = sa.select(*LISTED).where(
+        messages.c.room_id == _ROOM, messages.c.seq == root, messages.c.seq > after_seq, *where
+    )
+    replies = (
+        sa.select(*LISTED)
+        .where(
+            messages.c.room_id == _ROOM,
+            messages.c.thread_root == root,
+            messages.c.seq > after_seq,
+            *where,
+        )
+        .order_by(messages.c.seq)
+        .limit(_LIMIT)
+    )
+    both = sa.union_all(head, replies).subquery("thread")
+    return Statement(sa.select(*both.c).order_by(both.c.seq).limit(_LIMIT))
+
+
+_THREAD = _thread()
+_KIND_THREAD = _thread(messages.c.kind == _KIND)
+
+# What the rules need to know of one message (its thread, its sender, whether redacted).
+_SUMMARY = Statement(
+    sa.select(
+        messages.c.id,
+        messages.c.seq,
+        messages.c.thread_root,
+        messages.c.sender_id,
+        messages.c.redacted_at,
+    ).where(messages.c.room_id == _ROOM, messages.c.seq == sa.bindparam("seq", type_=sa.BigInteger))
 )
-_AFTER = Statement(
-    _IN_ROOM.where(messages.c.seq > sa.bindparam("after_seq"))
-    .order_by(messages.c.seq.asc())
-    .limit(_LIMIT)
+_ONE = Statement(
+    sa.select(*LISTED).where(
+        messages.c.room_id == _ROOM, messages.c.seq == sa.bindparam("seq", type_=sa.BigInteger)
+    )
 )
 
 
 async def newest_first(
-    s: Session, room_id: uuid.UUID, *, before_seq: int | None, limit: int
+    s: Session,
+    room_id: uuid.UUID,
+    *,
+    before_seq: int | None,
+    limit: int,
+    kind: str | None = None,
 ) -> list[Row]:
+    """Newest first (before ``before_seq`` when given), of one ``kind`` when given."""
+    pages, extra = (_PAGES, {}) if kind is None else (_KIND_PAGES, {"message_kind": kind})
     if before_seq is None:
-        return await s.all(_NEWEST, room_id=room_id, limit=limit)
-    return await s.all(_NEWEST_BEFORE, room_id=room_id, before_seq=before_seq, limit=limit)
+        return await s.all(pages["newest"], room_id=room_id, limit=limit, **extra)
+    return await s.all(
+        pages["before"], room_id=room_id, before_seq=before_seq, limit=limit, **extra
+    )
 
 
-async def after(s: Session, room_id: uuid.UUID, *, after_seq: int, limit: int) -> list[Row]:
-    return await s.all(_AFTER, room_id=room_id, after_seq=after_seq, limit=limit)
+async def after(
+    s: Session, room_id: uuid.UUID, *, after_seq: int, limit: int, kind: str | None = None
+) -> list[Row]:
+    """Oldest first after ``after_seq``, of one ``kind`` when given."""
+    if kind is None:
+        return await s.all(_AFTER, room_id=room_id, after_seq=after_seq, limit=limit)
+    return await s.all(
+        _KIND_PAGES["after"], room_id=room_id, after_seq=after_seq, limit=limit, message_kind=kind
+    )
+
+
+async def thread(
+    s: Session,
+    room_id: uuid.UUID,
+    root: int,
+    *,
+    after_seq: int,
+    limit: int,
+    kind: str | None = None,
+) -> list[Row]:
+    """The thread rooted at ``root`` (the root, then its replies) oldest first after
+    ``after_seq``, of one ``kind`` when given."""
+    if kind is None:
+        return await s.all(
+            _THREAD, room_id=room_id, thread_root=root, after_seq=after_seq, limit=limit
+        )
+    return await s.all(
+        _KIND_THREAD,
+        room_id=room_id,
+        thread_root=root,
+        after_seq=after_seq,
+        limit=limit,
+        message_kind=kind,
+    )
+
+
+async def summary(s: Session, room_id: uuid.UUID, seq: int) -> Row | None:
+    """``{id, seq, thread_root, sender_id, redacted_at}`` of the message, or None when the room
+    has no such seq (``thread_root`` None: the message is no reply, so it may root a thread)."""
+    return await s.one(_SUMMARY, room_id=room_id, seq=seq)
+
+
+async def one(s: Session, room_id: uuid.UUID, seq: int) -> Row | None:
+    """One message as listings show it (with its reply count)."""
+    return await s.one(_ONE, room_id=room_id, seq=seq)
+
+
+# Redaction. Not named like the columns the UPDATE sets or filters on (room_id, seq):
+# SQLAlchemy's engine would read such names as values to SET.
+_TARGET = (
+    messages.c.room_id == sa.bindparam("target_room", type_=sa.Uuid),
+    messages.c.seq == sa.bindparam("target_seq", type_=sa.BigInteger),
+)
+_REDACT = Statement(
+    sa.update(messages)
+    .where(*_TARGET, messages.c.redacted_at.is_(None))
+    .values(
+        body=sa.literal("", sa.Text),
+        data=sa.null(),
+        # The mentions were the body's; a tombstone names and notifies nobody.
+        mentions=sa.text("'{}'::uuid[]"),
+        mentions_room=sa.false(),
+        redacted_at=sa.func.now(),
+    )
+)
+_FORGET_MENTIONS = Statement(
+    sa.delete(mentions).where(
+        mentions.c.room_id == sa.bindparam("room_id", type_=sa.Uuid),
+        mentions.c.seq == sa.bindparam("seq", type_=sa.BigInteger),
+    )
+)
+
+
+async def redact(s: Session, room_id: uuid.UUID, seq: int) -> bool:
+    """Make the message a tombstone (body "", data null, no mentions, redacted_at now) and
+    drop its mention rows. False, with nothing changed, when it already is one. Concurrent
+    redactions of one message: the second waits for the first's row lock, then finds it
+    redacted (the WHERE is checked again), so exactly one of them returns True."""
+    if await s.execute(_REDACT, target_room=room_id, target_seq=seq) == 0:
+        return False
+    await s.execute(_FORGET_MENTIONS, room_id=room_id, seq=seq)
+    return True

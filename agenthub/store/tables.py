@@ -206,6 +206,8 @@ mentions = sa.Table(
         name="fk_mentions_message",
     ),
     sa.Index("ix_mentions_agent_id_position", "agent_id", "position"),
+    # A message's mention rows: dropped when it is redacted (and by the cascade from messages).
+    sa.Index("ix_mentions_room_id_seq", "room_id", "seq"),
 )
 
 audit_events = sa.Table(

@@ -117,11 +117,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("position", name=op.f("uq_mentions_position")),
     )
     op.create_index("ix_mentions_agent_id_position", "mentions", ["agent_id", "position"])
+    op.create_index("ix_mentions_room_id_seq", "mentions", ["room_id", "seq"])
 
 
 def downgrade() -> None:
     # What 0002 added goes, with what it held (threads, mentions, read marks, DMs' pairing,
     # topics): 0001's code has no place for it. DM rooms stay, as private rooms.
+    op.drop_index("ix_mentions_room_id_seq", table_name="mentions")
     op.drop_index("ix_mentions_agent_id_position", table_name="mentions")
     op.drop_table("mentions")
 
