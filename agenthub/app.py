@@ -22,7 +22,7 @@ from agenthub.realtime.server import RealtimeServer
 from agenthub.realtime.transport import SOCKETIO_PATH
 from agenthub.services.registry import Services, build_services
 from agenthub.shutdown import DRAIN_SECONDS, RequestDrain, within
-from agenthub.store.db import Database, QueryObserver
+from agenthub.store.db import AuditObserver, Database, QueryObserver
 from agenthub.store.notify import AUTH_CHANNEL, NotificationListener
 
 log = logging.getLogger("agenthub")
@@ -39,17 +39,25 @@ class CannotListen(Exception):
         self.error = error
 
 
-def make_database(settings: Settings, observe: QueryObserver | None = None) -> Database:
+def make_database(
+    settings: Settings,
+    observe: QueryObserver | None = None,
+    audited: AuditObserver | None = None,
+) -> Database:
     return Database(
         settings.dsn(),
         maxsize=settings.db_pool_max,
         acquire_timeout=settings.db_connect_timeout,
         observe=observe,
+        audited=audited,
     )
 
 
 async def build_services_started(settings: Settings, metrics: Metrics | None = None) -> Services:
-    db = make_database(settings, None if metrics is None else metrics.observe_db_query)
+    if metrics is None:
+        db = make_database(settings)
+    else:
+        db = make_database(settings, metrics.observe_db_query, metrics.audit_event_committed)
     await db.start()
     return build_services(settings, db)
 

@@ -22,6 +22,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from agenthub.events import Event, MessagePosted, MessageRedacted
+from agenthub.services.audit import EVENT_TYPES
 
 # SQL verbs kept as the ``operation`` label; anything else is "other" (bounded cardinality).
 DB_OPERATIONS = frozenset(
@@ -45,8 +46,8 @@ class Metrics:
     """All of AgentHub's metrics on one registry.
 
     The socket layer binds the live counts with ``track_presence`` and calls ``observe_ws``;
-    the HTTP access-log hook calls ``observe_http``; the database calls ``observe_db_query``;
-    the event bus calls ``on_event``.
+    the HTTP access-log hook calls ``observe_http``; the database calls ``observe_db_query``
+    and ``audit_event_committed``; the event bus calls ``on_event``.
     """
 
     def __init__(self, *, process_collectors: bool = True) -> None:
@@ -105,6 +106,15 @@ class Metrics:
             buckets=_DB_BUCKETS,
             registry=r,
         )
+        self.audit_events = Counter(
+            "agenthub_audit_events",
+            "Audit events committed, by type: every write the audit trail records, counted.",
+            ["type"],
+            registry=r,
+        )
+        for event_type in EVENT_TYPES:
+            # Every type present from the start, so a rate() over a fresh process is defined.
+            self.audit_events.labels(event_type)
         self.auth_listener_up = Gauge(
             "agenthub_auth_listener_up",
             "1 while this process listens for revocations (PostgreSQL LISTEN); 0 while every"
@@ -122,6 +132,11 @@ class Metrics:
     def observe_db_query(self, operation: str, seconds: float) -> None:
         """``Database``'s ``observe`` callback: ``operation`` is the statement's first word."""
         self.db_duration.labels(db_operation(operation)).observe(seconds)
+
+    def audit_event_committed(self, event_type: str) -> None:
+        """``Database``'s ``audited`` callback: an audit event (of a fixed set of types) was
+        committed."""
+        self.audit_events.labels(event_type).inc()
 
     def set_auth_listener_up(self, up: bool) -> None:
         self.auth_listener_up.set(1 if up else 0)

@@ -34,6 +34,7 @@ EVENT_TYPES = (
 async def record(s: Session, event_type: str, agent_id: uuid.UUID | None, **payload: Any) -> None:
     assert event_type in EVENT_TYPES, event_type
     await audit_store.insert(s, type=event_type, agent_id=agent_id, payload=payload)
+    s.audit_written(event_type)
 
 
 class AuditService:

@@ -33,6 +33,8 @@ log = logging.getLogger("agenthub.db")
 
 Row = dict[str, Any]
 QueryObserver = Callable[[str, float], None]
+# Told the type of each audit event once the transaction that wrote it has committed.
+AuditObserver = Callable[[str], None]
 
 _DIALECT = pg_dialect.dialect()  # type: ignore[no-untyped-call]
 
@@ -200,9 +202,35 @@ def _compile(stmt: ClauseElement) -> _Compiled:
 class Session:
     """Statements on one connection (inside a transaction when opened by ``transaction``)."""
 
-    def __init__(self, cursor: Any, observe: QueryObserver | None) -> None:
+    def __init__(
+        self,
+        cursor: Any,
+        observe: QueryObserver | None,
+        audited: AuditObserver | None = None,
+        *,
+        in_transaction: bool = False,
+    ) -> None:
         self._cursor = cursor
         self._observe = observe
+        self._audited = audited
+        self._in_transaction = in_transaction
+        self._pending_audit: list[str] = []
+
+    def audit_written(self, event_type: str) -> None:
+        """An audit event was written on this session: it is counted once it is committed
+        (at once on an autocommit session; after COMMIT in a transaction, never on ROLLBACK)."""
+        if self._audited is None:
+            return
+        if self._in_transaction:
+            self._pending_audit.append(event_type)
+        else:
+            self._audited(event_type)
+
+    def committed(self) -> None:
+        if self._audited is not None:
+            for event_type in self._pending_audit:
+                self._audited(event_type)
+        self._pending_audit.clear()
 
     async def _run(self, statement: Statement, values: dict[str, Any]) -> None:
         if not isinstance(statement, Statement):  # e.g. a raw SQL string: mypy says so too
@@ -255,6 +283,7 @@ class Database:
         acquire_timeout: float = 5.0,
         statement_timeout: float = 30.0,
         observe: QueryObserver | None = None,
+        audited: AuditObserver | None = None,
     ) -> None:
         self._dsn = dsn
         self._maxsize = maxsize
@@ -262,6 +291,7 @@ class Database:
         self._statement_timeout = statement_timeout
         self._pool: Any = None
         self._observe = observe
+        self._audited = audited
 
     async def start(self) -> None:
         # minsize=0: creating the pool must not need a live server.
@@ -297,7 +327,7 @@ class Database:
             try:
                 cur = await conn.cursor()
                 try:
-                    yield Session(cur, self._observe)
+                    yield Session(cur, self._observe, self._audited)
                 finally:
                     cur.close()
             except _UNAVAILABLE:
@@ -315,12 +345,14 @@ class Database:
                 raise Unavailable("database unavailable") from None
             try:
                 await cur.execute("BEGIN")
-                yield Session(cur, self._observe)
+                session = Session(cur, self._observe, self._audited, in_transaction=True)
+                yield session
                 # Timed too: the commit's WAL flush is often the slowest step of a write.
                 started = time.perf_counter()
                 await cur.execute("COMMIT")
                 if self._observe is not None:
                     self._observe("commit", time.perf_counter() - started)
+                session.committed()
             except BaseException as exc:
                 try:
                     if not conn.closed:

@@ -173,7 +173,7 @@ async def insert_next(
     None, with nothing written, when the room does not exist or is archived, the sender is not
     a member, ``reply_to`` names no message of the room, or ``client_msg_id`` is one the sender
     already used: the caller finds out which."""
-    return await s.one(
+    row = await s.one(
         _INSERT_NEXT,
         room_id=room_id,
         sender_id=sender_id,
@@ -185,6 +185,9 @@ async def insert_next(
         mention_names=mention_names or [],
         mentions_room=mentions_room,
     )
+    if row is not None:
+        s.audit_written("message-sent")
+    return row
 
 
 _BY_CLIENT_MSG_ID = Statement(

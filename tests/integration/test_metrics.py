@@ -205,3 +205,54 @@ def test_dashboard_and_docs_name_only_real_metrics(server: Server) -> None:
     used |= set(re.findall(r"\bagenthub_[a-z_]+", (root / "docs/METRICS.md").read_text()))
     assert used, "the dashboard has no queries"
     assert used <= exposed, used - exposed
+
+
+def test_audit_events_total_counts_each_committed_write_by_type(
+    server: Server,
+    admin: AgentCtx,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, object]],
+) -> None:
+    owner = make_agent()
+    stranger = make_agent()
+    room = make_room(owner)
+    path = f"/api/v1/rooms/{room['id']}"
+
+    def counts() -> dict[str, float]:
+        text = scrape(server)
+        types = (
+            "room-updated",
+            "room-archived",
+            "room-unarchived",
+            "dm-created",
+            "message-sent",
+            "message-redacted",
+        )
+        return {t: value(text, "agenthub_audit_events_total", {"type": t}) for t in types}
+
+    before = counts()
+    assert owner.api.patch(path, {"topic": "plans"}).status == 200
+    # Refused writes store nothing and count nothing.
+    assert stranger.api.patch(path, {"topic": "mine"}).status in (403, 404)
+    sent = owner.api.post(f"{path}/messages", {"body": "hi", "clientMsgId": "audit-count-1"})
+    assert sent.status == 201, sent.text
+    # A retried send returns the stored message: no second audit row, no second count.
+    again = owner.api.post(f"{path}/messages", {"body": "hi", "clientMsgId": "audit-count-1"})
+    assert again.status == 200, again.text
+    assert owner.api.delete(f"{path}/messages/{sent.body['seq']}").status == 204
+    assert owner.api.post(f"{path}/archive").status == 200
+    # Archiving an archived room changes nothing: no audit event, no count.
+    assert owner.api.post(f"{path}/archive").status == 200
+    assert owner.api.post(f"{path}/unarchive").status == 200
+    assert owner.api.post("/api/v1/dms", {"agentId": stranger.id}).status == 201
+    # Found again: no new room, nothing counted.
+    assert stranger.api.post("/api/v1/dms", {"agentId": owner.id}).status == 200
+    after = counts()
+    assert {t: after[t] - before[t] for t in after} == {
+        "room-updated": 1,
+        "room-archived": 1,
+        "room-unarchived": 1,
+        "dm-created": 1,
+        "message-sent": 1,
+        "message-redacted": 1,
+    }
