@@ -12,7 +12,9 @@ query is in its result; one committed after it is published after the registrati
 wakes the waiter. A wake may be spurious (a message the query already saw): ``poll`` queries
 again and, finding nothing, waits again until the deadline.
 
-Bounded: past ``limit`` live waiters, ``watch`` raises ``TooManyWaiters`` (503). On shutdown
+Bounded: past ``limit`` live waiters, ``watch`` raises ``TooManyWaiters`` (503). A message
+into a room where N requests wait costs N queries again; at most ``requeries`` run at once
+(the rest queue in memory, not on the database pool). On shutdown
 ``close`` releases every waiter at once (the request answers with what it has: nothing) and any
 waiter created afterwards starts released.
 
@@ -123,8 +125,13 @@ class Waiter:
 class Waiters:
     """The registry of waiting requests, fed by the EventBus (subscribe ``on_event``)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, requeries: int = 4) -> None:
         self.limit = limit
+        # One message can wake thousands of waiters at once, each to query again: at most
+        # ``requeries`` of those queries run at a time, the others queue here (not on the
+        # database pool, whose acquire timeout would answer them 503), so the pool keeps
+        # connections for other requests.
+        self._requeries = asyncio.Semaphore(requeries)
         self._all: set[Waiter] = set()
         self._by_room: dict[uuid.UUID, set[Waiter]] = {}
         self._by_mention: dict[uuid.UUID, set[Waiter]] = {}
@@ -175,14 +182,20 @@ class Waiters:
         rooms = tuple(rooms)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
+        woken = False
         while True:
             with self.watch(rooms=rooms, mentioning=mentioning, accept=accept) as waiter:
-                result = await query(waiter)
+                if woken:
+                    async with self._requeries:
+                        result = await query(waiter)
+                else:
+                    result = await query(waiter)
                 if found(result):
                     return result
                 wake = await waiter.wait(deadline - loop.time())
             if wake is not Wake.MESSAGE:
                 return result
+            woken = True
 
     def close(self) -> None:
         """Shutdown: release every waiter now, and any created from now on at once."""

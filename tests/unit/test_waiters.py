@@ -130,7 +130,7 @@ def test_close_releases_every_waiter_at_once_and_later_ones_start_released() -> 
             await asyncio.sleep(0.01)
             started = loop.time()
             waiters.close()
-            assert await waits == [Wake.CLOSING, Wake.CLOSING]
+            assert list(await waits) == [Wake.CLOSING, Wake.CLOSING]
             assert loop.time() - started < 1
         with waiters.watch(rooms=[ROOM]) as late:
             assert await late.wait(30) is Wake.CLOSING
@@ -291,9 +291,8 @@ def test_poll_refuses_past_the_limit_before_running_the_query() -> None:
             queries.append(watch)
             return []
 
-        with waiters.watch(rooms=[ROOM]):
-            with pytest.raises(TooManyWaiters):
-                await waiters.poll(query, found=bool, seconds=5)
+        with waiters.watch(rooms=[ROOM]), pytest.raises(TooManyWaiters):
+            await waiters.poll(query, found=bool, seconds=5)
         assert queries == []
 
     run(scenario)
@@ -321,7 +320,7 @@ def inbox_poll(waiters: Waiters, my_rooms: list[uuid.UUID], unread: list[Message
 
 def test_inbox_wait_wakes_on_a_message_from_someone_else_in_any_of_my_rooms() -> None:
     async def scenario() -> None:
-        waiters, unread = Waiters(10), []
+        waiters, unread = Waiters(10), list[Message]()
         poll = asyncio.ensure_future(inbox_poll(waiters, [ROOM, OTHER_ROOM], unread))
         await asyncio.sleep(0.05)
         waiters.offer(message(OTHER_ROOM, sender=ME))  # my own post: still waiting
@@ -337,7 +336,7 @@ def test_inbox_wait_wakes_on_a_message_from_someone_else_in_any_of_my_rooms() ->
 
 def test_inbox_wait_wakes_on_a_mention_in_a_room_it_did_not_watch() -> None:
     async def scenario() -> None:
-        waiters, unread = Waiters(10), []
+        waiters, unread = Waiters(10), list[Message]()
         poll = asyncio.ensure_future(inbox_poll(waiters, [ROOM], unread))
         await asyncio.sleep(0.05)
         waiters.offer(message(OTHER_ROOM, sender=YOU))  # not my room, no mention
@@ -357,5 +356,36 @@ def test_inbox_wait_returns_at_once_when_something_is_unread() -> None:
         waiters = Waiters(10)
         already = message(ROOM, sender=YOU)
         assert await inbox_poll(waiters, [ROOM], [already]) == [already]
+
+    run(scenario)
+
+
+def test_queries_after_a_wake_run_at_most_requeries_at_once() -> None:
+    """One message wakes every waiter of its room; their second queries queue in memory."""
+
+    async def scenario() -> None:
+        waiters, store = Waiters(100, requeries=2), Store()
+        running, most = 0, 0
+
+        async def query(watch: Watch) -> list[Message]:
+            nonlocal running, most
+            watch.watch_rooms([ROOM])
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+            return store.after(0)
+
+        polls = [
+            asyncio.ensure_future(waiters.poll(query, found=bool, seconds=10)) for _ in range(8)
+        ]
+        await asyncio.sleep(0.1)
+        assert most == 8  # the first queries are ordinary requests: not held back
+        most = 0
+        wake = message(seq=1)
+        store.messages.append(wake)
+        waiters.offer(wake)
+        assert [len(found) for found in await asyncio.gather(*polls)] == [1] * 8
+        assert most == 2
 
     run(scenario)
