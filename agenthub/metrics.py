@@ -105,6 +105,11 @@ class Metrics:
             buckets=_DB_BUCKETS,
             registry=r,
         )
+        self.waiting_requests = Gauge(
+            "agenthub_waiting_requests",
+            "HTTP requests waiting for a message (?wait= long polls), at most MAX_WAITERS.",
+            registry=r,
+        )
         self.auth_listener_up = Gauge(
             "agenthub_auth_listener_up",
             "1 while this process listens for revocations (PostgreSQL LISTEN); 0 while every"
@@ -122,6 +127,10 @@ class Metrics:
     def observe_db_query(self, operation: str, seconds: float) -> None:
         """``Database``'s ``observe`` callback: ``operation`` is the statement's first word."""
         self.db_duration.labels(db_operation(operation)).observe(seconds)
+
+    def track_waiters(self, waiting: Callable[[], float]) -> None:
+        """Read the long-poll count from the waiter registry at scrape time."""
+        self.waiting_requests.set_function(waiting)
 
     def set_auth_listener_up(self, up: bool) -> None:
         self.auth_listener_up.set(1 if up else 0)
