@@ -92,6 +92,7 @@ def make_app(
         realtime.bind_metrics(metrics)
     # Counted once the message is committed: services publish MessagePosted after COMMIT.
     services.bus.subscribe(metrics.on_event)
+    metrics.track_waiters(lambda: len(services.waiters))
     guards = HttpGuards.from_settings(services.settings, metrics)
 
     def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -169,6 +170,7 @@ async def shut_down(
     deadline = loop.time() + DRAIN_SECONDS
     server.stop()  # no new connections
     requests.draining = True  # a new request on a kept-alive connection: 503
+    services.waiters.close()  # long polls answer now (empty), not at their deadline
     if realtime is not None:
         await realtime.drain(deadline)  # a new socket event: `unavailable`
     await within(requests.idle(), deadline, "HTTP requests in progress")

@@ -137,6 +137,8 @@ class SettingsSchema(Schema):
     SOCKET_MAX_BUFFER_BYTES = mf.Integer(
         load_default=4 * 1_048_576, validate=validate.Range(min=65_536, max=1024 * 1_048_576)
     )
+    MAX_WAITERS = mf.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
+    MAX_WAIT_SECONDS = mf.Integer(load_default=60, validate=validate.Range(min=1, max=60))
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -176,6 +178,8 @@ class Settings:
     socket_flood_disconnect_after: int
     presence_timeout_seconds: int
     socket_max_buffer_bytes: int
+    max_waiters: int
+    max_wait_seconds: int
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""

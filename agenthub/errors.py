@@ -35,6 +35,7 @@ def normalize_details(raw: Mapping[Any, Any]) -> Details:
 class AppError(Exception):
     status = 500
     code = "internal"
+    retry_after: int | None = None  # seconds; answered as a Retry-After header when set
 
     def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -111,3 +112,16 @@ class HeadersTooLarge(AppError):
 class Unavailable(AppError):
     status = 503
     code = "unavailable"
+
+
+class TooManyWaiters(Unavailable):
+    """Every long-poll slot (MAX_WAITERS) is taken: retry shortly (agenthub.waiters)."""
+
+    code = "too_many_waiters"
+
+    def __init__(self, limit: int, retry_after: int = 1) -> None:
+        super().__init__(
+            f"too many requests are waiting (MAX_WAITERS={limit}); retry shortly",
+            {"limit": limit, "retryAfter": retry_after},
+        )
+        self.retry_after = retry_after

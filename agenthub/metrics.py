@@ -115,6 +115,11 @@ class Metrics:
         for event_type in EVENT_TYPES:
             # Every type present from the start, so a rate() over a fresh process is defined.
             self.audit_events.labels(event_type)
+        self.waiting_requests = Gauge(
+            "agenthub_waiting_requests",
+            "HTTP requests waiting for a message (?wait= long polls), at most MAX_WAITERS.",
+            registry=r,
+        )
         self.auth_listener_up = Gauge(
             "agenthub_auth_listener_up",
             "1 while this process listens for revocations (PostgreSQL LISTEN); 0 while every"
@@ -137,6 +142,10 @@ class Metrics:
         """``Database``'s ``audited`` callback: an audit event (of a fixed set of types) was
         committed."""
         self.audit_events.labels(event_type).inc()
+
+    def track_waiters(self, waiting: Callable[[], float]) -> None:
+        """Read the long-poll count from the waiter registry at scrape time."""
+        self.waiting_requests.set_function(waiting)
 
     def set_auth_listener_up(self, up: bool) -> None:
         self.auth_listener_up.set(1 if up else 0)

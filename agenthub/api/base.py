@@ -3,13 +3,15 @@ connection that stays usable after a refused request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import sys
 import uuid
+from collections.abc import Awaitable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import tornado.web
 from marshmallow import Schema
@@ -25,7 +27,6 @@ from agenthub.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     Unauthorized,
     ValidationFailed,
 )
@@ -52,6 +53,13 @@ _HTTP_CODES = {
 # that the answer goes at once, with "Connection: close" (docs/API.md, "HTTP limits").
 DRAIN_FACTOR = 4
 _DIGITS = re.compile(r"[0-9]+")
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?")
+
+# Logged (and counted in /metrics) for a request whose client closed the connection while it
+# waited: nothing was answered. nginx's code for the same.
+CLIENT_CLOSED = 499
+
+T = TypeVar("T")
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -81,6 +89,9 @@ class BaseHandler(tornado.web.RequestHandler):
     _close_after_reply = False
     # The bearer JWT, verified once per request (or why it was refused); see _session_claims.
     _claims: jwt_tokens.Claims | Unauthorized | None = None
+    # A long poll in progress (unless_client_leaves), cancelled if the client goes away.
+    _waiting: asyncio.Future[Any] | None = None
+    _client_gone = False
 
     def initialize(self, services: Services, guards: HttpGuards) -> None:
         self.services = services
@@ -326,6 +337,16 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValueError:
             raise ValidationFailed(f"invalid {name}", {name: "not an integer"}) from None
 
+    def query_seconds(self, name: str) -> float | None:
+        """A duration in seconds (``5``, ``0.5``), or None when absent. Syntax only: the
+        services own the bounds."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        if len(raw) > 32 or not _SECONDS.fullmatch(raw):
+            raise ValidationFailed(f"invalid {name}", {name: "not a number of seconds"})
+        return float(raw)  # no "inf" or "nan"; an overflow (1e999) fails the range check
+
     def query_str(self, name: str, max_len: int = 512) -> str | None:
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
@@ -333,6 +354,31 @@ class BaseHandler(tornado.web.RequestHandler):
         if len(raw) > max_len:
             raise ValidationFailed(f"invalid {name}", {name: f"at most {max_len} characters"})
         return raw
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    async def unless_client_leaves(self, work: Awaitable[T]) -> T | None:
+        """Run ``work`` (which may wait long: a long poll) and return its result, unless the
+        client closes the connection first: ``work`` is then cancelled (a waiter it holds is
+        unregistered), None is returned, the caller answers nothing, and the request is
+        logged with status 499."""
+        task = asyncio.ensure_future(work)
+        self._waiting = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if not self._client_gone:
+                raise  # this request itself was cancelled
+            self.set_status(CLIENT_CLOSED, "Client Closed Request")
+            return None
+        finally:
+            self._waiting = None
+
+    def on_connection_close(self) -> None:
+        self._client_gone = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+        super().on_connection_close()
 
     # --- errors -----------------------------------------------------------------------------
 
@@ -353,7 +399,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if error:
                 challenge += f', error="{error}"'
             self.set_header("WWW-Authenticate", challenge)
-        if isinstance(e, RateLimited):
+        if e.retry_after is not None:  # 429 rate_limited, 503 too_many_waiters
             self.set_header("Retry-After", str(e.retry_after))
         if isinstance(e, MethodNotAllowed):  # RFC 9110: say which methods the resource supports
             self.set_header("Allow", ", ".join([*self.methods(), "OPTIONS"]))

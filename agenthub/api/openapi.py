@@ -87,7 +87,8 @@ _ERROR_TEXT = {
     414: "Request line over 64 KiB",
     429: "Rate limited; retry after the number of seconds in Retry-After",
     431: "Header fields over 64 KiB together",
-    503: "The database is unavailable, or the server is shutting down",
+    503: "The database is unavailable, the server is shutting down, or (a request with wait)"
+    " every waiter slot is taken (too_many_waiters, with Retry-After)",
 }
 
 # Every route may answer these, before any handler runs (api/heads.py).
@@ -280,11 +281,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Messages in seq order, paged by cursor or after a seq; one thread, or one kind",
         {200: wire.MessagePageSchema},
         (400, 404, *_AUTH_ERRORS),
-        query=("limit", "after", "cursor", "thread", "kind"),
+        query=("limit", "after", "cursor", "thread", "kind", "wait"),
         tags=["messages"],
         description="Newest first (cursor), or oldest first after a seq. thread=<root seq>: "
         "that thread, root first, oldest first (with after, not cursor); a seq that is no "
-        "thread's root of this room is a 400. kind: only messages of that kind.",
+        "thread's root of this room is a 400. kind: only messages of that kind. wait=<s> "
+        "(with after): a long poll; if nothing (of the thread, of the kind) is after the seq, "
+        "the request waits up to that many seconds for a message, then answers as usual (an "
+        "empty page when none came, or at once, empty, when the server shuts down). 503 "
+        "too_many_waiters (Retry-After) when MAX_WAITERS requests already wait.",
     ),
     ("/api/v1/rooms/{id}/messages/{seq}", "GET"): Operation(
         "getMessage",
@@ -385,6 +390,13 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
         "thread": {"type": "integer", "minimum": 1, "description": "a thread's root seq"},
         "kind": {"type": "string", "pattern": MESSAGE_KIND_PATTERN, "description": "a kind"},
         "unread": {"type": "boolean", "default": False, "description": "only unread ones"},
+        "wait": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": settings.max_wait_seconds,
+            "default": 0,
+            "description": "seconds to wait for a message after the seq (with after only)",
+        },
         "q": {
             "type": "string",
             "minLength": 1,

@@ -91,15 +91,20 @@ class MessagesHandler(BaseHandler):
     route = "/api/v1/rooms/{id}/messages"
 
     async def get(self, room_id: str) -> None:
-        page = await self.services.messages.list_messages(
-            self.current(),
-            self.path_ref(room_id),
-            limit=self.query_int("limit"),
-            cursor=self.query_str("cursor"),
-            after_seq=self.query_int("after"),
-            thread=self.query_int("thread"),
-            kind=self.query_str("kind"),
+        page = await self.unless_client_leaves(
+            self.services.messages.list_messages(
+                self.current(),
+                self.path_ref(room_id),
+                limit=self.query_int("limit"),
+                cursor=self.query_str("cursor"),
+                after_seq=self.query_int("after"),
+                thread=self.query_int("thread"),
+                kind=self.query_str("kind"),
+                wait=self.query_seconds("wait") or 0.0,
+            )
         )
+        if page is None:
+            return  # the client went away while waiting: nothing to answer
         self.reply(
             200,
             {

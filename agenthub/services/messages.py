@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from agenthub.services.rooms import load_visible_room
 from agenthub.store import messages as message_store
 from agenthub.store import rooms as room_store
 from agenthub.store.db import Database, Row, Session, UniqueViolation
+from agenthub.waiters import Waiters, Watch
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,16 @@ class MessageService:
         *,
         max_body_chars: int,
         pages: PageBounds,
+        waiters: Waiters,
+        max_wait_seconds: float,
     ) -> None:
         self._db = db
         self._bus = bus
         self._directory = directory
         self._max_body = max_body_chars
         self._pages = pages
+        self._waiters = waiters
+        self._max_wait = max_wait_seconds
 
     def _check_post(self, post: NewPost) -> None:
         body, data = post.body, post.data
@@ -202,15 +208,22 @@ class MessageService:
         after_field: str = "after",
         thread: int | None = None,
         kind: str | None = None,
+        wait: float = 0.0,
     ) -> MessagePage:
         """Newest first from ``cursor``; or, with ``after_seq``, oldest first after it.
         ``thread`` (a root's seq) narrows it to that thread, oldest first (after ``after_seq``
         when given); ``kind`` to the messages of that kind. ``limit`` None means the default
         page size; ``after_field`` is what the caller's transport calls ``after_seq`` (error
-        details name it)."""
+        details name it).
+
+        ``wait`` (seconds, with ``after_seq`` only): when nothing (of the thread, of the kind)
+        is after ``after_seq``, wait up to that long for a message to arrive, holding no
+        database connection meanwhile (``agenthub.waiters``); the page is empty if none did,
+        or if the server began shutting down."""
         limit = self._pages.limit(limit)
         check_seq(after_seq, after_field)
         _check_filters(thread, kind)
+        self._check_wait(wait, after_seq, after_field)
         if cursor is not None and after_seq is not None:
             raise ValidationFailed(
                 f"cursor and {after_field} cannot be combined",
@@ -225,27 +238,50 @@ class MessageService:
         # A cursor belongs to its listing: the room's, or the room's messages of one kind.
         scope = str(room_id) if kind is None else f"{room_id}/kind={kind}"
         before = cursors.decode(cursor, "messages", scope) if cursor else None
-        async with self._db.session() as s:
-            await self._check_reader(s, principal, room_id)
-            if thread is not None:
-                await _check_thread_root(s, room_id, thread)
-                rows = await message_store.thread(
-                    s, room_id, thread, after_seq=after_seq or 0, limit=limit + 1, kind=kind
-                )
-            elif after_seq is not None:
-                rows = await message_store.after(
-                    s, room_id, after_seq=after_seq, limit=limit + 1, kind=kind
-                )
-            else:
-                rows = await message_store.newest_first(
-                    s, room_id, before_seq=before, limit=limit + 1, kind=kind
-                )
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = None
-        if has_more and after_seq is None and thread is None and rows:
-            next_cursor = cursors.encode("messages", scope, int(rows[-1]["seq"]))
-        return MessagePage([Message.from_row(r) for r in rows], next_cursor, has_more)
+
+        async def read(watch: Watch) -> MessagePage:
+            async with self._db.session() as s:
+                await self._check_reader(s, principal, room_id)
+                # A member from here on: watched before the read, so a message committed
+                # after the read wakes the wait (agenthub.waiters).
+                watch.watch_rooms((room_id,))
+                if thread is not None:
+                    await _check_thread_root(s, room_id, thread)
+                    rows = await message_store.thread(
+                        s, room_id, thread, after_seq=after_seq or 0, limit=limit + 1, kind=kind
+                    )
+                elif after_seq is not None:
+                    rows = await message_store.after(
+                        s, room_id, after_seq=after_seq, limit=limit + 1, kind=kind
+                    )
+                else:
+                    rows = await message_store.newest_first(
+                        s, room_id, before_seq=before, limit=limit + 1, kind=kind
+                    )
+            has_more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = None
+            if has_more and after_seq is None and thread is None and rows:
+                next_cursor = cursors.encode("messages", scope, int(rows[-1]["seq"]))
+            return MessagePage([Message.from_row(r) for r in rows], next_cursor, has_more)
+
+        return await self._waiters.poll(
+            read,
+            found=lambda page: bool(page.messages),
+            seconds=wait,
+            accept=_listed(thread, kind),
+        )
+
+    def _check_wait(self, wait: float, after_seq: int | None, after_field: str) -> None:
+        if not 0 <= wait <= self._max_wait:
+            raise ValidationFailed(
+                "invalid wait", {"wait": [f"seconds to wait, 0 to {self._max_wait:g}"]}
+            )
+        if wait > 0 and after_seq is None:
+            raise ValidationFailed(
+                f"wait needs {after_field}: it waits for messages after a seq",
+                {"wait": [f"only with {after_field}"]},
+            )
 
     async def get_message(self, principal: Principal, room: RoomRef, seq: int) -> Message:
         """One message of the room, as listings show it (members only)."""
@@ -302,6 +338,20 @@ def _check_filters(thread: int | None, kind: str | None) -> None:
         raise ValidationFailed("invalid thread", {"thread": [f"a seq, 1 to {MAX_SEQ}"]})
     if kind is not None and not MESSAGE_KIND_RE.match(kind):
         raise ValidationFailed("invalid kind", {"kind": [f"must match {MESSAGE_KIND_PATTERN}"]})
+
+
+def _listed(thread: int | None, kind: str | None) -> Callable[[Message], bool] | None:
+    """Which new messages a waiting listing would show: of the thread (a reply to its root:
+    the root itself is older than any wait), of the kind. None: any message of the room."""
+    if thread is None and kind is None:
+        return None
+
+    def listed(message: Message) -> bool:
+        return (thread is None or message.thread_root == thread) and (
+            kind is None or message.kind == kind
+        )
+
+    return listed
 
 
 def _check_path_seq(seq: int) -> None:

@@ -19,6 +19,7 @@ from agenthub.services.search import SearchService
 from agenthub.services.sessions import SessionService
 from agenthub.services.tokens import TokenService
 from agenthub.store.db import Database
+from agenthub.waiters import Waiters
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Services:
     mentions: MentionService
     search: SearchService
     audit: AuditService
+    waiters: Waiters
 
     async def close(self) -> None:
         await self.db.close()
@@ -44,6 +46,10 @@ class Services:
 
 def build_services(settings: Settings, db: Database) -> Services:
     bus = EventBus()
+    # Long polls (?wait=) are woken by the messages the bus publishes after their commit.
+    # Half the pool at most for the queries of woken waiters: the rest serves other requests.
+    waiters = Waiters(settings.max_waiters, requeries=max(1, settings.db_pool_max // 2))
+    bus.subscribe(waiters.on_event)
     pages = PageBounds(default=settings.page_size_default, maximum=settings.page_size_max)
     hasher = TokenHasher(workers=settings.argon2_workers)
     directory = Directory(db)
@@ -68,9 +74,16 @@ def build_services(settings: Settings, db: Database) -> Services:
         ),
         rooms=RoomService(db, bus, directory),
         messages=MessageService(
-            db, bus, directory, max_body_chars=settings.max_message_chars, pages=pages
+            db,
+            bus,
+            directory,
+            max_body_chars=settings.max_message_chars,
+            pages=pages,
+            waiters=waiters,
+            max_wait_seconds=settings.max_wait_seconds,
         ),
         mentions=MentionService(db, pages=pages),
         search=SearchService(db, directory, pages=pages),
         audit=AuditService(db, pages=pages),
+        waiters=waiters,
     )

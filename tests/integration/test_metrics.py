@@ -66,6 +66,7 @@ def test_exposition_has_every_documented_metric(server: Server) -> None:
     assert families["agenthub_http_requests"] == "counter"
     assert families["agenthub_http_request_duration_seconds"] == "histogram"
     assert families["agenthub_db_query_duration_seconds"] == "histogram"
+    assert families["agenthub_waiting_requests"] == "gauge"
     # process metrics (Linux /proc) and the Python platform
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names(text)
     assert "python_info" in names(text)
