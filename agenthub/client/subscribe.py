@@ -82,6 +82,7 @@ class Subscription:
         max_reconnects: int | None = None,
         ack_timeout: float = 15.0,
         queue_size: int = 10_000,
+        renew_live_session: bool = True,
     ) -> None:
         self._client = client
         self._room_refs = None if rooms is None else list(rooms)
@@ -89,6 +90,9 @@ class Subscription:
         self._policy = reconnect or DEFAULT_RECONNECT
         self._max_reconnects = max_reconnects
         self._ack_timeout = ack_timeout
+        # False: let the socket's JWT expire (the server ends the socket; a reconnection with a
+        # new login follows). Only tests want that.
+        self._renew_live_session = renew_live_session
         self._out: asyncio.Queue[Event | BaseException] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -102,6 +106,7 @@ class Subscription:
         self._connected = asyncio.Event()
         self.connections = 0  # successful connections so far
         self.connected_at: float | None = None  # time.monotonic() of the latest one
+        self.live_refreshes = 0  # JWTs renewed on a live socket (session:refresh)
 
     # --- public -----------------------------------------------------------------------------
 
@@ -240,7 +245,8 @@ class Subscription:
                     session.invalidate(token)  # the next attempt logs in again
                     await session.token()  # raises Unauthorized if the API token is refused
                 raise _Lost(str(error or exc)) from None
-            refresher = asyncio.create_task(self._refresh_loop(sio, token))
+            if self._renew_live_session:
+                refresher = asyncio.create_task(self._refresh_loop(sio, token))
             while True:
                 name, data = await events.get()
                 if name == _DISCONNECTED:
@@ -277,6 +283,7 @@ class Subscription:
                 await sio.disconnect()
                 return
             token = fresh
+            self.live_refreshes += 1
 
     # --- events -----------------------------------------------------------------------------
 
