@@ -55,7 +55,7 @@ SESSION_ENDS = ("session:expired", "session:revoked", "session:ended")
 _DISCONNECTED = "__disconnected__"
 
 # Reconnecting: quick at first (a restart takes a second or two), patient later.
-DEFAULT_RECONNECT = RetryPolicy(attempts=1_000_000, base_delay=0.1, max_delay=5.0)
+DEFAULT_RECONNECT = RetryPolicy(attempts=1_000_000, base_delay=0.1, max_delay=2.0)
 
 
 class _Lost(Exception):
