@@ -14,6 +14,7 @@ from agenthub.services.audit import AuditService
 from agenthub.services.directory import Directory
 from agenthub.services.mentions import MentionService
 from agenthub.services.messages import MessageService
+from agenthub.services.reads import ReadService
 from agenthub.services.rooms import RoomService
 from agenthub.services.search import SearchService
 from agenthub.services.sessions import SessionService
@@ -34,6 +35,7 @@ class Services:
     rooms: RoomService
     messages: MessageService
     mentions: MentionService
+    reads: ReadService
     search: SearchService
     audit: AuditService
 
@@ -71,6 +73,7 @@ def build_services(settings: Settings, db: Database) -> Services:
             db, bus, directory, max_body_chars=settings.max_message_chars, pages=pages
         ),
         mentions=MentionService(db, pages=pages),
+        reads=ReadService(db, bus, directory),
         search=SearchService(db, directory, pages=pages),
         audit=AuditService(db, pages=pages),
     )
