@@ -273,11 +273,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "getInbox",
         "The caller's rooms with something unread, most recently active first",
         {200: wire.InboxSchema},
-        _AUTH_ERRORS,
+        (400, *_AUTH_ERRORS),
+        query=("wait:inbox",),
         tags=["read state"],
         description="Only rooms with an unread message (after the caller's marker, not its "
         "own, not a tombstone) or an unread mention; each with its read state and its newest "
-        "message that is not a tombstone. totalUnread sums unreadCount.",
+        "message that is not a tombstone. totalUnread sums unreadCount. wait=<s>: a long "
+        "poll; when nothing is unread, the request waits up to that many seconds for a "
+        "message by another agent in one of the caller's rooms, or one mentioning it, then "
+        "answers the inbox as it is (empty when none came, or at once when the server shuts "
+        "down). 503 too_many_waiters (Retry-After) when MAX_WAITERS requests already wait.",
     ),
     ("/api/v1/rooms/{id}/members", "GET"): Operation(
         "listMembers",
@@ -422,6 +427,13 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
             "maximum": settings.max_wait_seconds,
             "default": 0,
             "description": "seconds to wait for a message after the seq (with after only)",
+        },
+        "wait:inbox": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": settings.max_wait_seconds,
+            "default": 0,
+            "description": "seconds to wait for something unread when nothing is",
         },
         "q": {
             "type": "string",

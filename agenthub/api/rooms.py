@@ -75,7 +75,11 @@ class InboxHandler(BaseHandler):
     route = "/api/v1/inbox"
 
     async def get(self) -> None:
-        inbox = await self.services.reads.inbox(self.current())
+        inbox = await self.unless_client_leaves(
+            self.services.reads.inbox(self.current(), wait=self.query_seconds("wait") or 0.0)
+        )
+        if inbox is None:
+            return  # the client went away while waiting: nothing to answer
         self.reply(200, inbox.to_dict())
 
 

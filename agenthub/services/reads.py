@@ -12,14 +12,26 @@ from agenthub.events import EventBus, ReadMarked
 from agenthub.models import Inbox, InboxEntry, Message, ReadMark, Room
 from agenthub.services.directory import Directory, RoomRef
 from agenthub.store import reads as read_store
-from agenthub.store.db import Database
+from agenthub.store import rooms as room_store
+from agenthub.store.db import Database, Row
+from agenthub.waiters import Waiters, Watch
 
 
 class ReadService:
-    def __init__(self, db: Database, bus: EventBus, directory: Directory) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        directory: Directory,
+        *,
+        waiters: Waiters,
+        max_wait_seconds: float,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._directory = directory
+        self._waiters = waiters
+        self._max_wait = max_wait_seconds
 
     async def mark_read(
         self, principal: Principal, ref: RoomRef, seq: int, *, origin_sid: str | None = None
@@ -61,18 +73,45 @@ class ReadService:
         )
         return mark
 
-    async def inbox(self, principal: Principal) -> Inbox:
+    async def inbox(self, principal: Principal, *, wait: float = 0.0) -> Inbox:
         """The caller's rooms with an unread message (not its own, not a tombstone) or an
-        unread mention, the most recently active first: one query."""
-        async with self._db.session() as s:
-            rows = await read_store.inbox(s, principal.agent_id)
-        entries = []
-        for row in rows:
-            newest = read_store.newest_message(row)
-            entries.append(
-                InboxEntry(
-                    room=Room.from_row(row, member=True),
-                    last_message=None if newest is None else Message.from_row(newest),
-                )
+        unread mention, the most recently active first: one query.
+
+        ``wait`` (seconds): when nothing is unread, wait up to that long, holding no database
+        connection, for a message by another agent in one of the caller's rooms or one that
+        mentions it, then answer the inbox as it then is (empty on timeout or shutdown)."""
+        if not 0 <= wait <= self._max_wait:
+            raise ValidationFailed(
+                "invalid wait", {"wait": [f"seconds to wait, 0 to {self._max_wait:g}"]}
             )
-        return Inbox(entries)
+        agent_id = principal.agent_id
+
+        async def read(watch: Watch) -> Inbox:
+            async with self._db.session() as s:
+                if wait > 0:
+                    # Watched before the inbox is read: a message committed after the read
+                    # wakes the wait (agenthub.waiters).
+                    watch.watch_rooms(r["id"] for r in await room_store.for_member(s, agent_id))
+                rows = await read_store.inbox(s, agent_id)
+            return _inbox(rows)
+
+        return await self._waiters.poll(
+            read,
+            found=lambda inbox: bool(inbox.rooms),
+            seconds=wait,
+            mentioning=agent_id,
+            accept=lambda message: message.sender_id != agent_id,
+        )
+
+
+def _inbox(rows: list[Row]) -> Inbox:
+    entries = []
+    for row in rows:
+        newest = read_store.newest_message(row)
+        entries.append(
+            InboxEntry(
+                room=Room.from_row(row, member=True),
+                last_message=None if newest is None else Message.from_row(newest),
+            )
+        )
+    return Inbox(entries)

@@ -85,7 +85,9 @@ def build_services(settings: Settings, db: Database) -> Services:
             max_wait_seconds=settings.max_wait_seconds,
         ),
         mentions=MentionService(db, pages=pages),
-        reads=ReadService(db, bus, directory),
+        reads=ReadService(
+            db, bus, directory, waiters=waiters, max_wait_seconds=settings.max_wait_seconds
+        ),
         search=SearchService(db, directory, pages=pages),
         audit=AuditService(db, pages=pages),
         waiters=waiters,
