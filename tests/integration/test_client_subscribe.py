@@ -225,3 +225,26 @@ def test_an_expiring_session_is_renewed_on_the_live_socket_or_by_reconnecting(
         run(scenario(), timeout=150)
     finally:
         srv.stop()
+
+
+def test_read_marks_from_elsewhere_arrive_as_read_update(server, make_agent, make_room):
+    alice, bob, (room,) = _rooms_with(make_agent, make_room, 1)
+
+    async def scenario() -> None:
+        async with (
+            AsyncAgentHub(server.base_url, alice.api_token) as reader,
+            AsyncAgentHub(server.base_url, alice.api_token) as elsewhere,
+            AsyncAgentHub(server.base_url, bob.api_token) as writer,
+        ):
+            sub = reader.subscribe()
+            await sub.wait_connected(30)
+            sent = await writer.send(room, "read me")
+            await elsewhere.mark_read(room, sent.seq)
+            async for event in sub:
+                if event.name == "read:update":
+                    assert event.room_id == room
+                    assert event.data["lastReadSeq"] == sent.seq
+                    break
+            await sub.aclose()
+
+    run(scenario(), timeout=60)
