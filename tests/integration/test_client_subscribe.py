@@ -258,7 +258,7 @@ def test_blocking_subscribe(server, make_agent, make_room):
         sub.wait_connected(30)
         for i in range(3):
             b.send(room, f"n{i}")
-        bodies = []
+        bodies: list[str] = []
         while len(bodies) < 3:
             event = sub.next(timeout=10)
             if event.name == "message:new" and event.message is not None:
