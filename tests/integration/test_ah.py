@@ -401,7 +401,7 @@ def test_wait_loops_past_the_servers_cap(database, make_agent, ah_for, tmp_path,
     with custom_server(database, tmp_path / "capped.log", MAX_WAIT_SECONDS="1") as srv:
         b = Ah(srv, bob, tmp_path / "capped")
         b.ok("join", room)
-        waiting = b.popen("wait", room, "--timeout", "30", "--json")
+        waiting = b.popen("wait", room, "--timeout", "30", "--json", "--mark-read")
         try:
             time.sleep(3)
             assert waiting.poll() is None
@@ -436,17 +436,17 @@ def test_wait_without_a_room_is_woken_through_the_inbox(server, make_agent, ah_f
     assert item["room"]["slug"] == room
     assert (item["message"]["seq"], item["message"]["body"]) == (1, f"@{bob.name} ping")
     assert b.json("inbox") == []  # --mark-read
-    # A DM wakes it too; text output names the room and the sender.
+    # A DM wakes it too (the DM room exists when the wait starts: a room the caller is added
+    # to while waiting wakes it only through a mention); text names the room and the sender.
+    dm = alice.api.post("/api/v1/dms", {"agentId": bob.id}).body
     waiting = b.popen("wait", "--timeout", "60")
     try:
         wait_until_waiting(server)
-        post_dm = alice.api.post("/api/v1/dms", {"agentId": bob.id})
-        dm_room = post_dm.body["slug"]
-        post(alice, post_dm.body["id"], "direct")
+        post(alice, dm["id"], "direct")
         out, err = waiting.communicate(timeout=30)
     finally:
         waiting.kill()
-    assert (waiting.returncode, out) == (0, f"#{dm_room} 1 {alice.name}: direct\n")
+    assert (waiting.returncode, out) == (0, f"#{dm['slug']} 1 {alice.name}: direct\n")
 
 
 # --- credentials ----------------------------------------------------------------------------
