@@ -34,6 +34,16 @@ def jwt_lifetime(token: str) -> float | None:
         return None
 
 
+def jwt_times(token: str) -> tuple[float, float] | None:
+    """The JWT's ``iat`` and ``exp`` claims, as Unix times (unverified: only for timing)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["iat"]), float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
 def session_problem(error: AgentHubError) -> bool:
     """A 401 that a new JWT may cure: the session expired, or the JWT is not accepted."""
     return isinstance(error, Unauthorized) and "session" in error.message.lower()
@@ -76,6 +86,21 @@ class SessionManager:
             self._lock = asyncio.Lock()
         async with self._lock:
             return await self._login()
+
+    def adopt(self, session: Session) -> bool:
+        """Use a session obtained earlier (``ah`` keeps one between invocations) until it is
+        due for renewal, as if this manager had logged in at the JWT's ``iat``. False, and
+        nothing changed, when it is already due (or its claims cannot be read)."""
+        times = jwt_times(session.token)
+        if times is None:
+            return False
+        issued, expires = times
+        due_in = issued + (expires - issued) * self.refresh_fraction - time.time()
+        if due_in <= 0:
+            return False
+        self.current = session
+        self._refresh_at = time.monotonic() + due_in
+        return True
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the JWT (only if it is still ``token``, when given): the next call logs in."""
