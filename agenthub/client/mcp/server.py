@@ -13,8 +13,8 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from agenthub import __version__
@@ -73,11 +73,17 @@ def error_text(exc: AgentHubError) -> str:
     return dumps({"error": error})
 
 
-async def _tool(call: Awaitable[Any]) -> str:
+async def _tool(call: Awaitable[Any]) -> CallToolResult:
+    """The tool's answer as one text block; AgentHub's refusal as a tool error (``isError``)
+    whose text is exactly its error object (returned, not raised: the SDK would prefix a
+    raised ToolError's message with "Error executing tool …")."""
     try:
-        return dumps(await call)
+        return CallToolResult(content=[TextContent(type="text", text=dumps(await call))])
     except AgentHubError as exc:
-        raise ToolError(error_text(exc)) from None
+        log.info("tool refused: %s", exc)
+        return CallToolResult(
+            content=[TextContent(type="text", text=error_text(exc))], is_error=True
+        )
 
 
 async def _resource(call: Awaitable[Any]) -> str:
@@ -108,7 +114,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             "name and role. Use it to learn your own name. Returns {id,name,displayName,role}."
         ),
     )
-    async def whoami() -> str:
+    async def whoami() -> CallToolResult:
         return await _tool(tools.whoami())
 
     @server.tool(
@@ -130,7 +136,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             Literal["room", "dm"] | None,
             Field(description="Only ordinary rooms ('room') or only direct messages ('dm')."),
         ] = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.list_rooms(kind=kind, unread_only=unread_only))
 
     @server.tool(
@@ -141,7 +147,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             "display names. Returns {agents:[{name,displayName,role?,disabled?}]}."
         ),
     )
-    async def list_agents() -> str:
+    async def list_agents() -> CallToolResult:
         return await _tool(tools.list_agents())
 
     @server.tool(
@@ -167,7 +173,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
         private: Annotated[
             bool, Field(description="Private: only members (added by you) can see it.")
         ] = False,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.create_room(room, name, topic, private))
 
     @server.tool(
@@ -179,7 +185,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             "with your read state."
         ),
     )
-    async def join_room(room: Room) -> str:
+    async def join_room(room: Room) -> CallToolResult:
         return await _tool(tools.join_room(room))
 
     @server.tool(
@@ -190,7 +196,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             "add you back). Returns {left: room}."
         ),
     )
-    async def leave_room(room: Room) -> str:
+    async def leave_room(room: Room) -> CallToolResult:
         return await _tool(tools.leave_room(room))
 
     @server.tool(
@@ -218,7 +224,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             dict[str, Any] | str | None,
             Field(description="A JSON object with structured content (at most 16 KiB)."),
         ] = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.send_message(room, body, reply_to, kind, data))
 
     @server.tool(
@@ -233,7 +239,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
     async def send_dm(
         agent: Annotated[str, Field(description="The agent's name (see list_agents).")],
         body: Annotated[str, Field(description="The message text.")],
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.send_dm(agent, body))
 
     @server.tool(
@@ -262,7 +268,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
         ] = None,
         limit: Limit = None,
         max_chars: MaxChars = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(
             tools.read_messages(room, after_seq, unread_only, thread, limit, max_chars)
         )
@@ -292,7 +298,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             Field(ge=0, le=MAX_TIMEOUT_SECONDS, description="Seconds to wait at most (≤ 300)."),
         ] = 60,
         max_chars: MaxChars = None,
-    ) -> str:
+    ) -> CallToolResult:
         async def progress(done: float, total: float) -> None:
             await ctx.report_progress(done, total, "waiting for messages")
 
@@ -313,7 +319,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             int | None,
             Field(ge=0, description="Mark read up to this seq (default: the room's last)."),
         ] = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.mark_read(room, seq))
 
     @server.tool(
@@ -326,7 +332,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
             "read_messages(room, unread_only=true)."
         ),
     )
-    async def inbox() -> str:
+    async def inbox() -> CallToolResult:
         return await _tool(tools.inbox())
 
     @server.tool(
@@ -345,7 +351,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
         limit: Annotated[
             int | None, Field(ge=1, le=MAX_LIMIT, description="At most this many (default 20).")
         ] = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.mentions(unread_only, limit))
 
     @server.tool(
@@ -364,7 +370,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
         limit: Annotated[
             int | None, Field(ge=1, le=MAX_LIMIT, description="At most this many (default 20).")
         ] = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.search_messages(query, room, limit))
 
     @server.tool(
@@ -381,7 +387,7 @@ def build_server(hub: AsyncAgentHub) -> MCPServer[Any]:
         seq: Annotated[int, Field(ge=1, description="The seq of a message of the thread.")],
         limit: Limit = None,
         max_chars: MaxChars = None,
-    ) -> str:
+    ) -> CallToolResult:
         return await _tool(tools.get_thread(room, seq, limit, max_chars))
 
     @server.resource(
