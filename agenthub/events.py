@@ -42,6 +42,17 @@ class RoomUpdated:
 
 
 @dataclass(frozen=True)
+class ReadMarked:
+    """A member's read marker moved forward (``read:update`` to the agent's sockets, but
+    ``origin_sid``: the socket that sent ``room:read`` has its ack; None for a REST mark)."""
+
+    agent_id: uuid.UUID
+    room_id: uuid.UUID
+    last_read_seq: int
+    origin_sid: str | None = None
+
+
+@dataclass(frozen=True)
 class MemberAdded:
     room_id: uuid.UUID
     agent_id: uuid.UUID
@@ -74,6 +85,7 @@ Event = (
     MessagePosted
     | MessageRedacted
     | RoomUpdated
+    | ReadMarked
     | MemberAdded
     | MemberRemoved
     | TokenRevoked

@@ -21,7 +21,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from agenthub.events import Event, MessagePosted, MessageRedacted
+from agenthub.events import Event, MessagePosted, MessageRedacted, ReadMarked
 from agenthub.services.audit import EVENT_TYPES
 
 # SQL verbs kept as the ``operation`` label; anything else is "other" (bounded cardinality).
@@ -72,6 +72,12 @@ class Metrics:
         self.messages_redacted = Counter(
             "agenthub_messages_redacted",
             "Messages redacted (made tombstones).",
+            registry=r,
+        )
+        self.read_marks = Counter(
+            "agenthub_read_marks",
+            "Read markers moved forward (PUT /rooms/{id}/read, room:read); marks that changed "
+            "nothing are not counted. Read marks are not audited: this counts them instead.",
             registry=r,
         )
         self.ws_latency = Histogram(
@@ -156,12 +162,14 @@ class Metrics:
         self.messages.labels(room_id).inc()
 
     async def on_event(self, event: Event) -> None:
-        """EventBus listener: services publish MessagePosted (MessageRedacted) once the message
-        (the redaction) is committed."""
+        """EventBus listener: services publish MessagePosted (MessageRedacted, ReadMarked) once
+        the message (the redaction, the moved read marker) is committed."""
         if isinstance(event, MessagePosted):
             self.message_stored(str(event.message.room_id))
         elif isinstance(event, MessageRedacted):
             self.messages_redacted.inc()
+        elif isinstance(event, ReadMarked):
+            self.read_marks.inc()
 
     # --- sockets -------------------------------------------------------------------------------
 

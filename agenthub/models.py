@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,9 +96,17 @@ class Room:
     kind: str
     topic: str
     archived: bool
+    # The viewer's read state: set for a member, None for anyone else (and in what is sent to
+    # every member alike, such as room:updated).
+    last_read_seq: int | None = None
+    unread_count: int | None = None
+    unread_mentions: int | None = None
 
     @classmethod
     def from_row(cls, row: Row, member: bool) -> Room:
+        """A member's room carries its read state: the row must hold ``last_read_seq``,
+        ``unread_count`` and ``unread_mentions`` (``store.rooms.NEW_MEMBER`` for a room just
+        joined or created)."""
         return cls(
             id=row["id"],
             slug=row["slug"],
@@ -110,6 +119,16 @@ class Room:
             kind=row["kind"],
             topic=row["topic"],
             archived=row["archived_at"] is not None,
+            last_read_seq=int(row["last_read_seq"]) if member else None,
+            unread_count=int(row["unread_count"]) if member else None,
+            unread_mentions=int(row["unread_mentions"]) if member else None,
+        )
+
+    def shared(self) -> Room:
+        """The room as every member may be told it (``room:updated``): a member's room,
+        without anyone's read state."""
+        return dataclasses.replace(
+            self, member=True, last_read_seq=None, unread_count=None, unread_mentions=None
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,6 +202,46 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         return wire.MESSAGE.serialize(self)
+
+
+@dataclass(frozen=True)
+class ReadMark:
+    """A member's read marker in a room, as ``PUT /rooms/{id}/read`` and ``room:read`` answer
+    it and ``read:update`` announces it."""
+
+    room_id: uuid.UUID
+    last_read_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return wire.READ_MARK.serialize(self)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A room of the caller's with something unread."""
+
+    room: Room
+    last_message: Message | None
+
+    @property
+    def unread_count(self) -> int:
+        return self.room.unread_count or 0
+
+    @property
+    def unread_mentions(self) -> int:
+        return self.room.unread_mentions or 0
+
+
+@dataclass(frozen=True)
+class Inbox:
+    rooms: list[InboxEntry]
+
+    @property
+    def total_unread(self) -> int:
+        return sum(entry.unread_count for entry in self.rooms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return wire.INBOX.serialize(self)
 
 
 @dataclass(frozen=True)

@@ -83,11 +83,28 @@ class PostMessageRequest(_Strict):
     data = fields.Dict(load_default=None, allow_none=True, keys=fields.String())
 
 
+# The largest seq PostgreSQL's bigint holds: anything above is refused here, not by the database.
+MAX_SEQ = 2**63 - 1
+
+
+class MarkReadRequest(_Strict):
+    seq = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_SEQ),
+        metadata={"description": "the seq read up to (0 up to the room's lastSeq)"},
+    )
+
+
 class RoomRef(_Strict):
     roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
 
 
 class SendMessageEvent(PostMessageRequest):
+    roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
+
+
+class RoomReadEvent(MarkReadRequest):
     roomId = fields.String(required=True, validate=NAME_OR_ID, metadata=ROOM_REF_DOC)
 
 

@@ -105,6 +105,36 @@ class RoomSchema(WireSchema):
     kind = fields.String(required=True, validate=validate.OneOf(ROOM_KINDS))
     topic = fields.String(required=True)
     archived = fields.Boolean(required=True)
+    last_read_seq = fields.Integer(
+        required=True,
+        allow_none=True,
+        validate=validate.Range(min=0),
+        data_key="lastReadSeq",
+        metadata={
+            "description": "the caller's read marker (messages after it are unread); null "
+            "when the caller is not a member, and in room:updated"
+        },
+    )
+    unread_count = fields.Integer(
+        required=True,
+        allow_none=True,
+        validate=validate.Range(min=0),
+        data_key="unreadCount",
+        metadata={
+            "description": "messages after lastReadSeq not sent by the caller, tombstones "
+            "left out; null when the caller is not a member, and in room:updated"
+        },
+    )
+    unread_mentions = fields.Integer(
+        required=True,
+        allow_none=True,
+        validate=validate.Range(min=0),
+        data_key="unreadMentions",
+        metadata={
+            "description": "messages after lastReadSeq that mention the caller (by name or "
+            "@room); null when the caller is not a member, and in room:updated"
+        },
+    )
 
 
 class RoomListSchema(WireSchema):
@@ -197,6 +227,46 @@ class SearchPageSchema(WireSchema):
     next_cursor = fields.String(required=True, allow_none=True, data_key="nextCursor")
 
 
+class ReadMarkSchema(WireSchema):
+    """A member's read marker in a room."""
+
+    room_id = fields.UUID(required=True, data_key="roomId")
+    last_read_seq = fields.Integer(
+        required=True, validate=validate.Range(min=0), data_key="lastReadSeq"
+    )
+
+
+class InboxEntrySchema(WireSchema):
+    """One of the caller's rooms with something unread."""
+
+    room = fields.Nested(RoomSchema, required=True)
+    unread_count = fields.Integer(
+        required=True, validate=validate.Range(min=0), data_key="unreadCount"
+    )
+    unread_mentions = fields.Integer(
+        required=True, validate=validate.Range(min=0), data_key="unreadMentions"
+    )
+    last_message = fields.Nested(
+        MessageSchema,
+        required=True,
+        allow_none=True,
+        data_key="lastMessage",
+        metadata={"description": "the room's newest message that is not a tombstone"},
+    )
+
+
+class InboxSchema(WireSchema):
+    """The caller's rooms with something unread, most recent first."""
+
+    rooms = fields.Nested(InboxEntrySchema, many=True, required=True)
+    total_unread = fields.Integer(
+        required=True,
+        validate=validate.Range(min=0),
+        data_key="totalUnread",
+        metadata={"description": "the sum of the rooms' unreadCount"},
+    )
+
+
 class AuditEventSchema(WireSchema):
     id = fields.UUID(required=True)
     type = fields.String(required=True)
@@ -255,5 +325,7 @@ MESSAGE_PAGE = MessagePageSchema()
 MENTION = MentionSchema()
 MENTION_PAGE = MentionPageSchema()
 SEARCH_PAGE = SearchPageSchema()
+READ_MARK = ReadMarkSchema()
+INBOX = InboxSchema()
 AUDIT_EVENT = AuditEventSchema()
 AUDIT_PAGE = AuditPageSchema()

@@ -50,6 +50,7 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     schemas.AddMemberRequest,
     schemas.CreateDmRequest,
     schemas.PostMessageRequest,
+    schemas.MarkReadRequest,
     wire.AgentSchema,
     wire.AgentListSchema,
     wire.TokenInfoSchema,
@@ -67,6 +68,9 @@ COMPONENT_SCHEMAS: tuple[type[Schema], ...] = (
     wire.MentionPageSchema,
     wire.SearchResultSchema,
     wire.SearchPageSchema,
+    wire.ReadMarkSchema,
+    wire.InboxEntrySchema,
+    wire.InboxSchema,
     wire.AuditEventSchema,
     wire.AuditPageSchema,
     wire.ErrorBodySchema,
@@ -253,6 +257,33 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (400, 404, 409, *_AUTH_ERRORS),
         tags=["rooms"],
     ),
+    ("/api/v1/rooms/{id}/read", "PUT"): Operation(
+        "markRead",
+        "Move the caller's read marker forward (members)",
+        {200: wire.ReadMarkSchema},
+        (400, 404, 413, *_AUTH_ERRORS),
+        request=schemas.MarkReadRequest,
+        tags=["read state"],
+        description="Messages up to seq are read. The marker only moves forward: a seq at or "
+        "below it changes nothing and is answered with the stored marker. A seq beyond the "
+        "room's lastSeq is a 400. Allowed in an archived room. Not audited (counted in "
+        "agenthub_read_marks_total); the agent's sockets get read:update when it moved.",
+    ),
+    ("/api/v1/inbox", "GET"): Operation(
+        "getInbox",
+        "The caller's rooms with something unread, most recently active first",
+        {200: wire.InboxSchema},
+        (400, *_AUTH_ERRORS),
+        query=("wait:inbox",),
+        tags=["read state"],
+        description="Only rooms with an unread message (after the caller's marker, not its "
+        "own, not a tombstone) or an unread mention; each with its read state and its newest "
+        "message that is not a tombstone. totalUnread sums unreadCount. wait=<s>: a long "
+        "poll; when nothing is unread, the request waits up to that many seconds for a "
+        "message by another agent in one of the caller's rooms, or one mentioning it, then "
+        "answers the inbox as it is (empty when none came, or at once when the server shuts "
+        "down). 503 too_many_waiters (Retry-After) when MAX_WAITERS requests already wait.",
+    ),
     ("/api/v1/rooms/{id}/members", "GET"): Operation(
         "listMembers",
         "A room's members",
@@ -396,6 +427,13 @@ def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
             "maximum": settings.max_wait_seconds,
             "default": 0,
             "description": "seconds to wait for a message after the seq (with after only)",
+        },
+        "wait:inbox": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": settings.max_wait_seconds,
+            "default": 0,
+            "description": "seconds to wait for something unread when nothing is",
         },
         "q": {
             "type": "string",

@@ -61,6 +61,28 @@ class RoomUnarchiveHandler(BaseHandler):
         self.reply(200, room.to_dict())
 
 
+class RoomReadHandler(BaseHandler):
+    route = "/api/v1/rooms/{id}/read"
+
+    async def put(self, room_id: str) -> None:
+        room = self.path_ref(room_id)
+        data = self.json_body(schemas.MarkReadRequest)
+        mark = await self.services.reads.mark_read(self.current(), room, data["seq"])
+        self.reply(200, mark.to_dict())
+
+
+class InboxHandler(BaseHandler):
+    route = "/api/v1/inbox"
+
+    async def get(self) -> None:
+        inbox = await self.unless_client_leaves(
+            self.services.reads.inbox(self.current(), wait=self.query_seconds("wait") or 0.0)
+        )
+        if inbox is None:
+            return  # the client went away while waiting: nothing to answer
+        self.reply(200, inbox.to_dict())
+
+
 class MembersHandler(BaseHandler):
     route = "/api/v1/rooms/{id}/members"
 

@@ -34,6 +34,8 @@ HANDLERS: list[type[BaseHandler]] = [
     rooms.RoomHandler,
     rooms.RoomArchiveHandler,
     rooms.RoomUnarchiveHandler,
+    rooms.RoomReadHandler,
+    rooms.InboxHandler,
     rooms.MembersHandler,
     rooms.MemberHandler,
     rooms.MessagesHandler,

@@ -72,6 +72,7 @@ class AsyncAgentHub:
         self.retry = retry or RetryPolicy()
         self.http = HttpTransport(self.url, timeout=timeout)
         self.session = SessionManager(self.http, api_token, refresh_fraction=refresh_fraction)
+        self._subscriptions: set[Subscription] = set()
 
     def __repr__(self) -> str:
         agent = self.session.current.agent.name if self.session.current else None
@@ -89,7 +90,9 @@ class AsyncAgentHub:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP session. Subscriptions should be closed first."""
+        """Close the subscriptions still open, then the HTTP session."""
+        for sub in list(self._subscriptions):
+            await sub.aclose()
         await self.http.close()
 
     # --- plumbing ---------------------------------------------------------------------------

@@ -55,7 +55,7 @@ SESSION_ENDS = ("session:expired", "session:revoked", "session:ended")
 _DISCONNECTED = "__disconnected__"
 
 # Reconnecting: quick at first (a restart takes a second or two), patient later.
-DEFAULT_RECONNECT = RetryPolicy(attempts=1_000_000, base_delay=0.1, max_delay=5.0)
+DEFAULT_RECONNECT = RetryPolicy(attempts=1_000_000, base_delay=0.1, max_delay=2.0)
 
 
 class _Lost(Exception):
@@ -116,7 +116,8 @@ class Subscription:
 
     async def start(self) -> None:
         """Connect now (in the background) instead of at the first ``__anext__``."""
-        if self._task is None:
+        if self._task is None and not self._closed:
+            self._client._subscriptions.add(self)
             self._task = asyncio.create_task(self._run(), name="agenthub-subscribe")
 
     async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
@@ -125,11 +126,15 @@ class Subscription:
         await asyncio.wait_for(self._connected.wait(), timeout)
 
     async def aclose(self) -> None:
+        """Disconnect and end the iteration (a pending ``__anext__`` stops too)."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        with contextlib.suppress(asyncio.QueueFull):
+            self._out.put_nowait(StopAsyncIteration())
+        self._client._subscriptions.discard(self)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -141,6 +146,8 @@ class Subscription:
         item = await self._out.get()
         if isinstance(item, BaseException):
             self._closed = True
+            if isinstance(item, StopAsyncIteration):
+                raise StopAsyncIteration
             raise item
         return item
 

@@ -119,6 +119,7 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "room:join": self._join_room,
             "room:leave": self._leave_room,
             "room:sync": self._sync_room,
+            "room:read": self._read_room,
             "session:refresh": self._refresh_session,
         }
 
@@ -327,6 +328,13 @@ class AgentsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "messages": [m.to_dict() for m in page.messages],
             "hasMore": page.has_more,
         }
+
+    async def _read_room(self, state: SocketState, payload: Any) -> dict[str, Any]:
+        data = schemas.load(schemas.RoomReadEvent, payload)
+        mark = await self.services.reads.mark_read(
+            state.principal, data["roomId"], data["seq"], origin_sid=state.sid
+        )
+        return mark.to_dict()
 
     async def _refresh_session(self, state: SocketState, payload: Any) -> dict[str, Any]:
         data = schemas.load(RefreshSessionEvent, payload)

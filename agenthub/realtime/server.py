@@ -3,7 +3,6 @@ Tornado app on the REST port, drained on shutdown."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from agenthub.events import (
     MemberRemoved,
     MessagePosted,
     MessageRedacted,
+    ReadMarked,
     RoomUpdated,
     SessionsStale,
     TokenRevoked,
@@ -188,9 +188,20 @@ class RealtimeServer:
             payload = {"roomId": str(event.room_id), "seq": event.seq}
             await self.sockets.send(str(event.room_id), "message:redacted", payload)
         elif isinstance(event, RoomUpdated):
-            # Everyone who hears it is a member (the room's sockets are its members').
-            room = dataclasses.replace(event.room, member=True)
+            # Everyone who hears it is a member (the room's sockets are its members'); a
+            # member's read state is its own, so none is in it (Room.shared).
+            room = event.room.shared()
             await self.sockets.send(str(room.id), "room:updated", room.to_dict())
+        elif isinstance(event, ReadMarked):
+            # The agent's other sockets: the one that sent room:read has its ack.
+            payload = {"roomId": str(event.room_id), "lastReadSeq": event.last_read_seq}
+            sids = [
+                state.sid
+                for state in self.connections.of_agent(event.agent_id)
+                if state.sid != event.origin_sid
+            ]
+            if sids:
+                await self.sockets.send(sids, "read:update", payload)
         elif isinstance(event, MemberAdded):
             await self.sockets.member_added(event.room_id, event.agent_id)
         elif isinstance(event, MemberRemoved):

@@ -14,6 +14,7 @@ from agenthub.services.audit import AuditService
 from agenthub.services.directory import Directory
 from agenthub.services.mentions import MentionService
 from agenthub.services.messages import MessageService
+from agenthub.services.reads import ReadService
 from agenthub.services.rooms import RoomService
 from agenthub.services.search import SearchService
 from agenthub.services.sessions import SessionService
@@ -35,6 +36,7 @@ class Services:
     rooms: RoomService
     messages: MessageService
     mentions: MentionService
+    reads: ReadService
     search: SearchService
     audit: AuditService
     waiters: Waiters
@@ -83,6 +85,9 @@ def build_services(settings: Settings, db: Database) -> Services:
             max_wait_seconds=settings.max_wait_seconds,
         ),
         mentions=MentionService(db, pages=pages),
+        reads=ReadService(
+            db, bus, directory, waiters=waiters, max_wait_seconds=settings.max_wait_seconds
+        ),
         search=SearchService(db, directory, pages=pages),
         audit=AuditService(db, pages=pages),
         waiters=waiters,

@@ -141,7 +141,8 @@ class RoomService:
             ) from None
         if creator is not None:
             await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=creator))
-        return Room.from_row(row, member=creator is not None)
+        # The creator has read nothing of a room that holds nothing.
+        return Room.from_row({**row, **room_store.NEW_MEMBER}, member=creator is not None)
 
     async def list_rooms(self, actor: Actor, kind: str | None = None) -> list[Room]:
         """The rooms the actor can see, by slug; only those of ``kind`` when given."""
@@ -175,8 +176,9 @@ class RoomService:
             updated = await room_store.update(s, room_id, name=display, topic=topic)
             changes = {k: v for k, v in (("name", display), ("topic", topic)) if v is not None}
             await record(s, "room-updated", actor.audit_agent_id, roomId=str(room_id), **changes)
-        room = Room.from_row(updated, member=bool(row["is_member"]))
-        await self._bus.publish(RoomUpdated(room))
+        # The caller's read state as this transaction read it; the change leaves it as it was.
+        room = Room.from_row({**row, **updated}, member=bool(row["is_member"]))
+        await self._bus.publish(RoomUpdated(room.shared()))
         return room
 
     async def set_archived(self, actor: Actor, ref: RoomRef, archived: bool) -> Room:
@@ -200,7 +202,7 @@ class RoomService:
                 )
         room = Room.from_row(row, member=bool(row["is_member"]))
         if changed:
-            await self._bus.publish(RoomUpdated(room))
+            await self._bus.publish(RoomUpdated(room.shared()))
         return room
 
     async def get_room_by_slug(self, slug: str) -> Room:
@@ -346,4 +348,4 @@ class RoomService:
         # Both agents' live sockets enter the room, so its messages reach them at once.
         for agent_id in (principal.agent_id, other_id):
             await self._bus.publish(MemberAdded(room_id=row["id"], agent_id=agent_id))
-        return Room.from_row(row, member=True), True
+        return Room.from_row({**row, **room_store.NEW_MEMBER}, member=True), True

@@ -272,6 +272,18 @@ class Session:
 _PING = Statement(sa.select(sa.literal_column("1")))
 
 
+# Set on every pooled connection (libpq "options": sent with the startup packet, no extra round
+# trip; a PgBouncer in front needs "options" in its ignore_startup_parameters). jit=off:
+# PostgreSQL compiles a statement to machine code once its estimated cost passes
+# jit_above_cost (100,000), and the compile is paid on every run (nothing is cached). Every
+# statement AgentHub runs takes milliseconds; the ones whose estimate grows with the data are the
+# unread counts (Room.unreadCount, GET /api/v1/inbox), estimated per room as a generic share of
+# the room's messages. bench/inbox.py (an agent in 200 rooms, 200,000 messages): the inbox's
+# estimate is 1,781 on migration 0003's index but was 40,000 without it, so a hub a few times
+# larger crosses the threshold; with JIT forced on, the 4 ms statement took 29 ms (25 ms of JIT).
+SESSION_OPTIONS = "-c jit=off"
+
+
 class Database:
     """An aiopg pool that connects lazily, so the service starts while PostgreSQL is away."""
 
@@ -296,7 +308,11 @@ class Database:
     async def start(self) -> None:
         # minsize=0: creating the pool must not need a live server.
         self._pool = await aiopg.create_pool(
-            self._dsn, minsize=0, maxsize=self._maxsize, timeout=self._statement_timeout
+            self._dsn,
+            minsize=0,
+            maxsize=self._maxsize,
+            timeout=self._statement_timeout,
+            options=SESSION_OPTIONS,
         )
 
     async def close(self) -> None:

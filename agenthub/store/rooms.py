@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from agenthub.domain import ROOM_KINDS
 from agenthub.store.db import Row, Session, Statement
-from agenthub.store.tables import agents, room_members, rooms
+from agenthub.store.tables import agents, mentions, messages, room_members, rooms
 
 _INSERT = Statement(
     sa.insert(rooms)
@@ -24,14 +24,45 @@ _INSERT = Statement(
 )
 
 _VIEWER = sa.bindparam("viewer", type_=sa.Uuid)
-# Every room column and whether the viewer is a member.
+# The viewer's membership row, when it is a member (outer-joined: NULL otherwise).
+_MINE = room_members.alias("mine")
+_IS_MEMBER_COLUMN = _MINE.c.agent_id.is_not(None)
+# Messages after the viewer's read marker, not its own, tombstones left out: a range of the
+# index (room_id, seq), so it costs what is unread.
+UNREAD_MESSAGES = (
+    sa.select(sa.func.count())
+    .where(
+        messages.c.room_id == rooms.c.id,
+        messages.c.seq > _MINE.c.last_read_seq,
+        messages.c.sender_id != _VIEWER,
+        messages.c.redacted_at.is_(None),
+    )
+    .scalar_subquery()
+)
+# Mentions of the viewer after its read marker: a range of the key (agent_id, room_id, seq).
+UNREAD_MENTIONS = (
+    sa.select(sa.func.count())
+    .where(
+        mentions.c.agent_id == _VIEWER,
+        mentions.c.room_id == rooms.c.id,
+        mentions.c.seq > _MINE.c.last_read_seq,
+    )
+    .scalar_subquery()
+)
+# Every room column, whether the viewer is a member and, for a member only (NULL otherwise),
+# its read state: its marker and what is unread after it. One statement for any number of
+# rooms; the counts are only computed for the rooms the viewer is in.
 _WITH_MEMBERSHIP = sa.select(
     *rooms.c,
-    sa.select(sa.literal(True))
-    .where(room_members.c.room_id == rooms.c.id, room_members.c.agent_id == _VIEWER)
-    .exists()
-    .label("is_member"),
+    _IS_MEMBER_COLUMN.label("is_member"),
+    _MINE.c.last_read_seq.label("last_read_seq"),
+    sa.case((_IS_MEMBER_COLUMN, UNREAD_MESSAGES)).label("unread_count"),
+    sa.case((_IS_MEMBER_COLUMN, UNREAD_MENTIONS)).label("unread_mentions"),
+).select_from(
+    rooms.outerjoin(_MINE, sa.and_(_MINE.c.room_id == rooms.c.id, _MINE.c.agent_id == _VIEWER))
 )
+# What a member that has just joined (or created) a room has read: nothing (0 at join).
+NEW_MEMBER = {"last_read_seq": 0, "unread_count": 0, "unread_mentions": 0}
 _BY_ID = Statement(_WITH_MEMBERSHIP.where(rooms.c.id == sa.bindparam("room_id")))
 _BY_SLUG = Statement(_WITH_MEMBERSHIP.where(rooms.c.slug == sa.bindparam("slug")))
 _UPDATE = Statement(
@@ -81,14 +112,7 @@ def _listing(include_private: bool, kind: str | None) -> Statement:
     of any (None)."""
     query = _WITH_MEMBERSHIP
     if not include_private:
-        query = query.where(
-            sa.or_(
-                rooms.c.visibility == "public",
-                rooms.c.id.in_(
-                    sa.select(room_members.c.room_id).where(room_members.c.agent_id == _VIEWER)
-                ),
-            )
-        )
+        query = query.where(sa.or_(rooms.c.visibility == "public", _IS_MEMBER_COLUMN))
     if kind is not None:
         query = query.where(rooms.c.kind == kind)
     return Statement(query.order_by(rooms.c.slug))

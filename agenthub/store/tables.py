@@ -174,6 +174,15 @@ messages = sa.Table(
     ),
     sa.Index("ix_messages_room_id_kind_seq", "room_id", "kind", "seq"),
     sa.Index("ix_messages_search", "search", postgresql_using="gin"),
+    # Unread counts (Room.unreadCount, the inbox) and the newest message that is no tombstone:
+    # counted on this index alone (an index-only scan, sender_id included), never the heap.
+    sa.Index(
+        "ix_messages_room_id_seq_unread",
+        "room_id",
+        "seq",
+        postgresql_include=["sender_id"],
+        postgresql_where=sa.text("redacted_at IS NULL"),
+    ),
     sa.ForeignKeyConstraint(
         ["room_id", "reply_to"],
         ["messages.room_id", "messages.seq"],

@@ -406,3 +406,50 @@ def test_blocking_facade_from_several_threads(server, make_agent, make_room):
         assert hub.aio.session.logins == 1
     with pytest.raises(RuntimeError):
         hub.me()
+
+
+def test_read_state_and_the_inbox(server, make_agent, make_room):
+    alice, bob = make_agent(), make_agent()
+    room = make_room(bob)
+    slug = str(room["slug"])
+    with hub_for(server, alice) as a, hub_for(server, bob) as b:
+        a.join(slug)
+        assert a.inbox().rooms == [] and a.inbox().total_unread == 0
+        b.send(slug, "one")
+        b.send(slug, f"two @{alice.name}")
+        last = b.send(slug, "three")
+        mine = a.get_room(slug)
+        assert (mine.last_read_seq, mine.unread_count, mine.unread_mentions) == (0, 3, 1)
+        inbox = a.inbox()
+        assert inbox.total_unread == 3 and [e.room.id for e in inbox.rooms] == [room["id"]]
+        entry = inbox.rooms[0]
+        assert (entry.unread_count, entry.unread_mentions) == (3, 1)
+        assert entry.last_message is not None and entry.last_message.id == last.id
+        assert [m.message.seq for m in a.mentions(unread=True).mentions] == [2]
+
+        mark = a.mark_read(slug, 2)
+        assert (mark.room_id, mark.last_read_seq) == (room["id"], 2)
+        assert a.mark_read(slug, 1).last_read_seq == 2  # only forward
+        assert a.get_room(slug).unread_count == 1 and a.mentions(unread=True).mentions == []
+        with pytest.raises(ValidationFailed) as beyond:
+            a.mark_read(slug, 99)
+        assert "seq" in beyond.value.details
+        a.mark_read(slug, 3)
+        assert a.inbox().rooms == []
+
+        # inbox(wait=): blocks until bob posts
+        def post_later() -> None:
+            import time
+
+            time.sleep(0.5)
+            b.send(slug, "wake up")
+
+        poster = threading.Thread(target=post_later)
+        poster.start()
+        woken = a.inbox(wait=10)
+        poster.join()
+        assert woken.total_unread == 1 and woken.rooms[0].last_message is not None
+        assert woken.rooms[0].last_message.body == "wake up"
+    outsider = make_agent()
+    with hub_for(server, outsider) as c, pytest.raises(Forbidden):
+        c.mark_read(slug, 1)

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pytest
 
-from agenthub.client import AsyncAgentHub, Event, RetryPolicy, Subscription
+from agenthub.client import AgentHub, AsyncAgentHub, Event, RetryPolicy, Subscription
 from tests.faults.server import LOAD_SETTINGS, ServerProcess
 from tests.realtime_support import run
 
@@ -225,3 +225,52 @@ def test_an_expiring_session_is_renewed_on_the_live_socket_or_by_reconnecting(
         run(scenario(), timeout=150)
     finally:
         srv.stop()
+
+
+def test_read_marks_from_elsewhere_arrive_as_read_update(server, make_agent, make_room):
+    alice, bob, (room,) = _rooms_with(make_agent, make_room, 1)
+
+    async def scenario() -> None:
+        async with (
+            AsyncAgentHub(server.base_url, alice.api_token) as reader,
+            AsyncAgentHub(server.base_url, alice.api_token) as elsewhere,
+            AsyncAgentHub(server.base_url, bob.api_token) as writer,
+        ):
+            sub = reader.subscribe()
+            await sub.wait_connected(30)
+            sent = await writer.send(room, "read me")
+            await elsewhere.mark_read(room, sent.seq)
+            async for event in sub:
+                if event.name == "read:update":
+                    assert event.room_id == room
+                    assert event.data["lastReadSeq"] == sent.seq
+                    break
+            await sub.aclose()
+
+    run(scenario(), timeout=60)
+
+
+def test_blocking_subscribe(server, make_agent, make_room):
+    alice, bob, (room,) = _rooms_with(make_agent, make_room, 1)
+    a = AgentHub(server.base_url, alice.api_token)
+    with AgentHub(server.base_url, bob.api_token) as b:
+        sub = a.subscribe([room])
+        sub.wait_connected(30)
+        for i in range(3):
+            b.send(room, f"n{i}")
+        bodies = []
+        while len(bodies) < 3:
+            event = sub.next(timeout=10)
+            if event.name == "message:new" and event.message is not None:
+                bodies.append(event.message.body)
+        assert bodies == ["n0", "n1", "n2"]
+        while True:  # nothing more than presence news
+            try:
+                event = sub.next(timeout=0.5)
+            except TimeoutError:
+                break
+            assert event.name == "presence:update"
+        assert sub.positions == {room: 3}
+    a.close()  # closes the subscription still open, then the loop
+    with pytest.raises(StopAsyncIteration):  # the iteration has ended
+        asyncio.run(sub.aio.__anext__())

@@ -92,8 +92,14 @@ def test_rollback_to_0001_keeps_its_data_and_upgrading_again_restores_the_schema
     kept = (_rows(db, _KEPT), _rows(db, _KEPT_ROOMS), _rows(db, _KEPT_MEMBERS))
     assert len(kept[0]) == 4
 
+    # 0003 is an index only: one step back drops it and keeps everything.
     down = run_cli(db.env, "migrate", "--down")
-    assert "database at revision 0001 (head 0002)" in down.stdout
+    assert "database at revision 0002 (head 0003)" in down.stdout
+    indexes = _rows(db, "SELECT indexname FROM pg_indexes WHERE tablename = 'messages'")
+    assert ("ix_messages_room_id_seq_unread",) not in indexes
+    assert (_rows(db, _KEPT), _rows(db, _KEPT_ROOMS), _rows(db, _KEPT_MEMBERS)) == kept
+    down = run_cli(db.env, "migrate", "--down")
+    assert "database at revision 0001 (head 0003)" in down.stdout
     assert _revision(db) == "0001"
     assert "thread_root" not in _columns(db, "messages")
     assert "last_read_seq" not in _columns(db, "room_members")
@@ -108,7 +114,7 @@ def test_rollback_to_0001_keeps_its_data_and_upgrading_again_restores_the_schema
     assert _revision(db) == "0001"
 
     up = run_cli(db.env, "migrate")
-    assert "database at revision 0002 (head 0002)" in up.stdout
+    assert "database at revision 0003 (head 0003)" in up.stdout
     assert (_rows(db, _KEPT), _rows(db, _KEPT_ROOMS), _rows(db, _KEPT_MEMBERS)) == kept
     # What 0002 added comes back with its defaults (what it held was dropped with it).
     assert _rows(db, "SELECT DISTINCT kind, reply_to, thread_root FROM messages") == [
@@ -142,16 +148,16 @@ def test_rollback_to_0001_keeps_its_data_and_upgrading_again_restores_the_schema
 def test_migrate_to_moves_both_ways_and_refuses_an_unknown_revision(fresh_database) -> None:
     db = fresh_database()
     down = run_cli(db.env, "migrate", "--to", "0001", "--json")
-    assert json.loads(down.stdout) == {"current": "0001", "head": "0002"}
+    assert json.loads(down.stdout) == {"current": "0001", "head": "0003"}
     assert run_cli(db.env, "migrate", "--check", check=False).returncode == 1
     same = run_cli(db.env, "migrate", "--to", "0001")
     assert "database at revision 0001" in same.stdout
     up = run_cli(db.env, "migrate", "--to", "0002")
-    assert "database at revision 0002 (head 0002)" in up.stdout
-    for bad in ("0003", "base", "head", "-1"):
+    assert "database at revision 0002 (head 0003)" in up.stdout
+    for bad in ("0004", "base", "head", "-1"):
         refused = run_cli(db.env, "migrate", "--to", bad, check=False)
         assert refused.returncode == EX_DATAERR, (bad, refused.stderr)
-        assert "unknown revision" in refused.stderr and "0001, 0002" in refused.stderr
+        assert "unknown revision" in refused.stderr and "0001, 0002, 0003" in refused.stderr
     assert _revision(db) == "0002"
 
 

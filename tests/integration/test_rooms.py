@@ -18,6 +18,9 @@ ROOM_KEYS = {
     "kind",
     "topic",
     "archived",
+    "lastReadSeq",
+    "unreadCount",
+    "unreadMentions",
 }
 
 

@@ -126,3 +126,14 @@ def test_in_lists_of_any_length_select_the_right_rows(database: Any, count: int)
         return found
 
     assert run_on(database, work) == [sorted(kinds[:count]), sorted(kinds[:2])]
+
+
+def test_the_pools_connections_run_without_jit(database: Any) -> None:
+    # Every statement is short; a JIT compile would cost more than it runs (store/db.py).
+    show_jit = Statement(sa.text("SHOW jit"))
+
+    async def work(db: Database) -> Any:
+        async with db.session() as s:
+            return await s.scalar(show_jit)
+
+    assert run_on(database, work) == "off"

@@ -83,12 +83,13 @@ SAMPLES: list[tuple[Any, str, str]] = [
         f'{{"token": "eyJ.x.y", "expiresAt": "2024-05-01T12:00:00Z", "agent": {AGENT_WIRE}}}',
     ),
     (
-        Room(B, "lobby", "Lobby", "public", A, 7, T, True, "room", "plans", False),
+        Room(B, "lobby", "Lobby", "public", A, 7, T, True, "room", "plans", False, 5, 2, 1),
         "Room",
         '{"id": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d02", "slug": "lobby", "name": "Lobby", '
         '"visibility": "public", "createdBy": "0b7e0e59-5b5c-4a53-9d3e-7d0a5b0c1a01", '
         '"lastSeq": 7, "createdAt": "2024-05-01T12:00:00.123456Z", "member": true, '
-        '"kind": "room", "topic": "plans", "archived": false}',
+        '"kind": "room", "topic": "plans", "archived": false, '
+        '"lastReadSeq": 5, "unreadCount": 2, "unreadMentions": 1}',
     ),
     (
         Room(B, "ops", "Ops", "private", None, 0, T_WHOLE, False, "dm", "", True),
@@ -96,7 +97,8 @@ SAMPLES: list[tuple[Any, str, str]] = [
         '{"id": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d02", "slug": "ops", "name": "Ops", '
         '"visibility": "private", "createdBy": null, "lastSeq": 0, '
         '"createdAt": "2024-05-01T12:00:00Z", "member": false, '
-        '"kind": "dm", "topic": "", "archived": true}',
+        '"kind": "dm", "topic": "", "archived": true, '
+        '"lastReadSeq": null, "unreadCount": null, "unreadMentions": null}',
     ),
     (
         Member(A, "alice", "Alice", "agent", T),
