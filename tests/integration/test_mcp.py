@@ -415,3 +415,17 @@ def test_main_without_configuration_exits_2():
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "AGENTHUB_URL and AGENTHUB_TOKEN must be set" in proc.stderr
+
+
+def test_the_mcp_server_loads_no_server_module():
+    """``pip install 'agenthub[client,mcp]'`` on an agent's machine: no server dependency."""
+    server_only = ("aiopg", "psycopg2", "tornado", "sqlalchemy", "alembic", "marshmallow")
+    code = (
+        "import sys, agenthub.client.mcp.server as s, agenthub.client as c\n"
+        "s.build_server(c.AsyncAgentHub('http://127.0.0.1:9', 'agt_x_y'))\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({server_only!r})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
