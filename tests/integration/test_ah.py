@@ -87,13 +87,6 @@ def ah_for(server: Server, tmp_path: Path) -> Callable[[AgentCtx], Ah]:
     return factory
 
 
-@pytest.fixture
-def read_state(server: Server, admin: AgentCtx) -> None:
-    """The read state (marks, unread counts, GET /inbox) is on main; a branch without it skips."""
-    if admin.api.get("/api/v1/inbox").status == 404:
-        pytest.skip("this server has no read state (GET /api/v1/inbox): merge main")
-
-
 def slug() -> str:
     return f"ah-{uuid.uuid4().hex[:10]}"
 
@@ -150,7 +143,7 @@ def test_create_join_leave_and_rooms(make_agent, ah_for):
     assert [m["agentId"] for m in members] == [alice.id]
 
 
-def test_rooms_unread(make_agent, ah_for, read_state):
+def test_rooms_unread(make_agent, ah_for):
     alice, bob = make_agent(), make_agent()
     a, b = ah_for(alice), ah_for(bob)
     quiet, busy = slug(), slug()
@@ -224,7 +217,7 @@ def test_read_newest_after_thread_and_limit(make_agent, ah_for):
     assert [m["seq"] for m in a.json("read", room, "--thread", "1", "--after", "3")] == [5]
 
 
-def test_read_unread_and_mark_read(make_agent, ah_for, read_state):
+def test_read_unread_and_mark_read(make_agent, ah_for):
     alice, bob = make_agent(), make_agent()
     a, b = ah_for(alice), ah_for(bob)
     room = slug()
@@ -244,7 +237,7 @@ def test_read_unread_and_mark_read(make_agent, ah_for, read_state):
     assert b.json("mark-read", room, "1")[0]["lastReadSeq"] == 4  # only forward
 
 
-def test_dm_inbox_and_mentions(make_agent, ah_for, read_state):
+def test_dm_inbox_and_mentions(make_agent, ah_for):
     alice, bob = make_agent(), make_agent()
     a, b = ah_for(alice), ah_for(bob)
     assert b("inbox").stderr == "ah: nothing unread\n"
@@ -347,7 +340,7 @@ def test_unreachable_server_exits_3(make_agent, ah_for):
         assert a.agent.api_token not in done.stderr
 
 
-def test_wait_times_out_with_exit_4(make_agent, ah_for, read_state):
+def test_wait_times_out_with_exit_4(make_agent, ah_for):
     alice = make_agent()
     a = ah_for(alice)
     room = slug()
@@ -367,7 +360,7 @@ def test_wait_times_out_with_exit_4(make_agent, ah_for, read_state):
 # --- waiting ------------------------------------------------------------------------------
 
 
-def test_wait_in_a_room_is_woken_by_another_agents_post(server, make_agent, ah_for, read_state):
+def test_wait_in_a_room_is_woken_by_another_agents_post(server, make_agent, ah_for):
     alice, bob = make_agent(), make_agent()
     a, b = ah_for(alice), ah_for(bob)
     room = slug()
@@ -391,7 +384,7 @@ def test_wait_in_a_room_is_woken_by_another_agents_post(server, make_agent, ah_f
     assert [m["seq"] for m in b.json("wait", room, "--after", "1", "--timeout", "5")] == [2, 3]
 
 
-def test_wait_loops_past_the_servers_cap(database, make_agent, ah_for, tmp_path, read_state):
+def test_wait_loops_past_the_servers_cap(database, make_agent, ah_for, tmp_path):
     """A --timeout beyond MAX_WAIT_SECONDS is served by several long polls: on a server
     capped at 1 s (ah's first 60 s ask is refused and halved down to it), a post 3 s in still
     wakes ah, and with nothing posted it gives up only at its own --timeout."""
@@ -418,7 +411,7 @@ def test_wait_loops_past_the_servers_cap(database, make_agent, ah_for, tmp_path,
         assert done.returncode == 4
 
 
-def test_wait_without_a_room_is_woken_through_the_inbox(server, make_agent, ah_for, read_state):
+def test_wait_without_a_room_is_woken_through_the_inbox(server, make_agent, ah_for):
     alice, bob = make_agent(), make_agent()
     a, b = ah_for(alice), ah_for(bob)
     room = slug()
@@ -453,7 +446,7 @@ def test_wait_without_a_room_is_woken_through_the_inbox(server, make_agent, ah_f
 
 
 def test_the_jwt_cache_is_0600_reused_and_the_api_token_is_never_written(
-    server, make_agent, ah_for, read_state
+    server, make_agent, ah_for
 ):
     alice, bob = make_agent(), make_agent()
     a = ah_for(alice)
