@@ -30,8 +30,18 @@ def case(statement: Statement, **values: Any) -> Callable[[], object]:
 def main() -> None:
     room, sender = uuid.uuid4(), uuid.uuid4()
     cases = {
-        "message post (insert_next)": case(
-            messages._INSERT_NEXT, room_id=room, sender_id=sender, body="hello", client_msg_id="c1"
+        "message post (insert_batch of one)": case(
+            messages._INSERT_BATCH,
+            room_id=room,
+            sender_ids=[sender],
+            bodies=["hello"],
+            client_msg_ids=["c1"],
+            message_kinds=["text"],
+            data_values=[None],
+            reply_seqs=[None],
+            room_mentions=[False],
+            mention_posts=[],
+            mention_names=[],
         ),
         "page select (newest_first, before)": case(
             messages._NEWEST_BEFORE, room_id=room, before_seq=50, limit=20

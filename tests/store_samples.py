@@ -51,6 +51,23 @@ def sample(name: str, list_length: int = 3) -> Any:
         return None  # keeps the column's value
     if name == "message_kind":
         return "task.review"
+    # The post statement's arrays, one element per post (insert_batch).
+    if name == "sender_ids":
+        return [uuid.uuid4() for _ in range(list_length)]
+    if name == "bodies":
+        return [f"body {i} '; DROP TABLE rooms --" for i in range(list_length)]
+    if name == "client_msg_ids":
+        return [f"c{i}" if i % 2 else None for i in range(list_length)]
+    if name == "message_kinds":
+        return ["task.review"] * list_length
+    if name == "data_values":
+        return [{"task": "review", "i": i} if i % 2 else None for i in range(list_length)]
+    if name == "reply_seqs":
+        return [7 if i % 2 else None for i in range(list_length)]
+    if name == "room_mentions":
+        return [bool(i % 2) for i in range(list_length)]
+    if name == "mention_posts":
+        return [i + 1 for i in range(list_length)]
     if name == "mention_names":
         return [f"name-{i}" for i in range(list_length)]
     return f"{name}-value'; DROP TABLE rooms --"

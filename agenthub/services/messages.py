@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from agenthub.errors import (
     ValidationFailed,
 )
 from agenthub.events import EventBus, MessageRedacted
+from agenthub.group_commit import GroupCommit
 from agenthub.models import Message
 from agenthub.services.audit import record
 from agenthub.services.directory import Directory, RoomRef
@@ -39,6 +40,9 @@ from agenthub.store import messages as message_store
 from agenthub.store import rooms as room_store
 from agenthub.store.db import Database, Row, Session, UniqueViolation
 from agenthub.waiters import Waiters, Watch
+
+# Posts into one room written by one statement at most (agenthub.group_commit).
+MAX_POST_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class MessageService:
         pages: PageBounds,
         waiters: Waiters,
         max_wait_seconds: float,
+        max_batch: int = MAX_POST_BATCH,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -73,6 +78,10 @@ class MessageService:
         self._pages = pages
         self._waiters = waiters
         self._max_wait = max_wait_seconds
+        # One write in flight per room; the posts arriving meanwhile go together next.
+        self._group: GroupCommit[uuid.UUID, tuple[Principal, NewPost], PostResult | None] = (
+            GroupCommit(self._insert_batch, max_batch=max_batch)
+        )
 
     def _check_post(self, post: NewPost) -> None:
         body, data = post.body, post.data
@@ -128,27 +137,61 @@ class MessageService:
         # committed meanwhile waits for this one's outcome, so listeners get seq order. The
         # fan-out itself runs in the background; the caller's reply does not wait for it.
         with self._bus.reserve(room_id) as slot:
-            result = await self._insert_as_member(principal, room_id, post)
+            result = await self._group.submit(room_id, (principal, post))
             if result is None:
                 result = await self._insert_or_explain(principal, room_id, post)
             if result.created:
                 slot.complete(result.message)
         return result
 
-    async def _insert_as_member(
-        self, principal: Principal, room_id: uuid.UUID, post: NewPost
-    ) -> PostResult | None:
-        """The common case in one round trip: a member posts a new message. The statement is
-        its own transaction (autocommit session), and its conditions carry the rules. None
-        when it stored nothing (not a member, no such room, an archived room, an unknown
-        replyTo, a retried clientMsgId, or a concurrent retry that hit the unique
-        constraint)."""
+    async def _insert_batch(
+        self, room_id: uuid.UUID, batch: Sequence[tuple[Principal, NewPost]]
+    ) -> list[PostResult | None]:
+        """The common case, for the posts into one room gathered while the previous write was
+        in flight (``agenthub.group_commit``): members post new messages, all stored by one
+        statement that is its own transaction (autocommit session), its conditions carrying
+        the rules. None for a post it did not store (not a member, no such room, an archived
+        room, an unknown replyTo or one of the same batch, a retried clientMsgId, or one used
+        twice in the batch): the careful path says why, or returns the stored message."""
+        stored: list[PostResult | None] = [None] * len(batch)
+        # Two posts of a batch with one sender's clientMsgId: only the first is written here
+        # (the second would fail the whole statement on the unique constraint); the second
+        # then finds it stored, as a retry does.
+        seen: set[tuple[uuid.UUID, str]] = set()
+        chosen: list[int] = []
+        for i, (principal, post) in enumerate(batch):
+            if post.client_msg_id is not None:
+                key = (principal.agent_id, post.client_msg_id)
+                if key in seen:
+                    continue
+                seen.add(key)
+            chosen.append(i)
+        rows: Sequence[Row | None]
         try:
             async with self._db.session() as s:
-                row = await _store(s, principal, room_id, post)
+                rows = await message_store.insert_batch(
+                    s, room_id, [_new_message(*batch[i]) for i in chosen]
+                )
+        except (UniqueViolation, message_store.BatchRefused):
+            if len(chosen) == 1:
+                return stored  # a concurrent retry: the careful path returns what it stored
+            # A clientMsgId committed meanwhile (by another room's batch, another process), or
+            # a value the database refused: the statement wrote nothing. Post by post, so that
+            # one post's failure is its own.
+            rows = [await self._insert_one(room_id, *batch[i]) for i in chosen]
+        for i, row in zip(chosen, rows, strict=True):
+            if row is not None:
+                stored[i] = PostResult(Message.from_row(row), created=True)
+        return stored
+
+    async def _insert_one(
+        self, room_id: uuid.UUID, principal: Principal, post: NewPost
+    ) -> Row | None:
+        try:
+            async with self._db.session() as s:
+                return await message_store.insert_next(s, room_id, _new_message(principal, post))
         except UniqueViolation:
             return None
-        return None if row is None else PostResult(Message.from_row(row), created=True)
 
     async def _insert_or_explain(
         self, principal: Principal, room_id: uuid.UUID, post: NewPost
@@ -190,7 +233,7 @@ class MessageService:
                     "replyTo names no message of this room",
                     {"replyTo": [f"no message with seq {post.reply_to} in this room"]},
                 )
-            row = await _store(s, principal, room_id, post)
+            row = await message_store.insert_next(s, room_id, _new_message(principal, post))
             if row is None:
                 # Every rule the statement checks held a moment ago: the membership went
                 # since, or the room was archived since.
@@ -408,10 +451,8 @@ def mentioned_names(body: str) -> tuple[list[str], bool]:
     return list(names), mentions_room
 
 
-async def _store(s: Session, principal: Principal, room_id: uuid.UUID, post: NewPost) -> Row | None:
-    return await message_store.insert_next(
-        s,
-        room_id=room_id,
+def _new_message(principal: Principal, post: NewPost) -> message_store.NewMessage:
+    return message_store.NewMessage(
         sender_id=principal.agent_id,
         body=post.body,
         client_msg_id=post.client_msg_id,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -16,56 +19,113 @@ from agenthub.store.tables import agents, audit_events, mentions, messages, room
 COLUMNS = [c for c in messages.c if c.key != "search"]
 
 
-def _insert_next() -> Statement:
-    """The post statement. Parameters: room_id, sender_id, body, client_msg_id, message_kind, data,
-    reply_to, mention_names (the @names in the body), mentions_room (it says @room)."""
+def _insert_batch() -> Statement:
+    """The post statement, for one post or many into one room. Parameters: room_id, and one
+    array per field, element i being post i's: sender_ids, bodies, client_msg_ids,
+    message_kinds, data_values, reply_seqs, room_mentions (it says @room); the @names as two
+    flat arrays, mention_posts (the post's ordinal, from 1) and mention_names."""
     room_id = sa.bindparam("room_id", type_=sa.Uuid)
-    sender_id = sa.bindparam("sender_id", type_=sa.Uuid)
-    reply_to = sa.bindparam("reply_to", type_=sa.BigInteger)
-    mention_names = sa.bindparam("mention_names", type_=ARRAY(sa.Text))
-    client_msg_id = sa.bindparam("client_msg_id", type_=sa.Text)
-    is_member = sa.exists().where(
-        room_members.c.room_id == room_id, room_members.c.agent_id == sender_id
+    posted = (
+        sa.func.unnest(
+            sa.bindparam("sender_ids", type_=ARRAY(sa.Uuid)),
+            sa.bindparam("bodies", type_=ARRAY(sa.Text)),
+            sa.bindparam("client_msg_ids", type_=ARRAY(sa.Text)),
+            # Not named "kind(s)" or "data": an UPDATE of rooms (which has a kind) is in this
+            # statement, and SQLAlchemy's engine would read such a name as a value to SET.
+            sa.bindparam("message_kinds", type_=ARRAY(sa.Text)),
+            sa.bindparam("data_values", type_=ARRAY(JSONB(none_as_null=True))),
+            sa.bindparam("reply_seqs", type_=ARRAY(sa.BigInteger)),
+            sa.bindparam("room_mentions", type_=ARRAY(sa.Boolean)),
+        )
+        .table_valued(
+            sa.column("sender_id", sa.Uuid),
+            sa.column("body", sa.Text),
+            sa.column("client_msg_id", sa.Text),
+            sa.column("kind", sa.Text),
+            sa.column("data", JSONB),
+            sa.column("reply_to", sa.BigInteger),
+            sa.column("mentions_room", sa.Boolean),
+            with_ordinality="ord",
+        )
+        .render_derived(name="posted")
     )
-    # A retried clientMsgId must not bump the seq (that would leave a gap): it is not stored
-    # here, and the caller's careful path returns the stored message.
+    is_member = sa.exists().where(
+        room_members.c.room_id == room_id, room_members.c.agent_id == posted.c.sender_id
+    )
+    # A retried clientMsgId must not take a seq (that would leave a gap): it is not stored
+    # here, and the caller's careful path returns the stored message. (Two posts of one batch
+    # with the same clientMsgId never both reach this statement: the caller sends the first.)
     is_retry = sa.exists().where(
-        messages.c.sender_id == sender_id,
-        messages.c.client_msg_id == client_msg_id,
+        messages.c.sender_id == posted.c.sender_id,
+        messages.c.client_msg_id == posted.c.client_msg_id,
     )
     # The message replied to: its seq and its thread's root (its own seq when it is a root).
-    parent = (
+    # Only messages committed before this statement count: a reply to a message of the same
+    # batch is not stored here; the careful path stores it after this batch commits.
+    parent = messages.alias("parent")
+    # The posts this statement stores, numbered 1..n in the order they came: the n seqs after
+    # the room's last one go to them in that order.
+    accepted = (
         sa.select(
-            messages.c.seq.label("seq"),
-            sa.func.coalesce(messages.c.thread_root, messages.c.seq).label("root"),
+            posted.c.ord,
+            posted.c.sender_id,
+            posted.c.body,
+            posted.c.client_msg_id,
+            posted.c.kind,
+            posted.c.data,
+            posted.c.mentions_room,
+            parent.c.seq.label("reply_to"),
+            sa.func.coalesce(parent.c.thread_root, parent.c.seq).label("thread_root"),
+            sa.func.row_number().over(order_by=posted.c.ord).label("rank"),
         )
-        .where(messages.c.room_id == room_id, messages.c.seq == reply_to)
-        .cte("parent")
+        .select_from(
+            posted.outerjoin(
+                parent, sa.and_(parent.c.room_id == room_id, parent.c.seq == posted.c.reply_to)
+            )
+        )
+        .where(
+            is_member,
+            ~is_retry,
+            sa.or_(posted.c.reply_to.is_(None), parent.c.seq.is_not(None)),
+        )
+        .cte("accepted")
     )
-    replies_exist = sa.or_(reply_to.is_(None), sa.exists().select_from(parent))
+    total = sa.select(sa.func.count()).select_from(accepted).scalar_subquery()
+    # One UPDATE per batch: the room's row lock is taken once and held until the commit, so
+    # the seqs of a batch are dense, follow the room's last one, and commit together.
     bump = (
         sa.update(rooms)
         .where(
             rooms.c.id == room_id,
             rooms.c.archived_at.is_(None),
-            is_member,
-            ~is_retry,
-            replies_exist,
+            sa.exists().select_from(accepted),
         )
-        .values(last_seq=rooms.c.last_seq + 1)
-        .returning(rooms.c.last_seq, rooms.c.slug)
+        .values(last_seq=rooms.c.last_seq + total)
+        .returning(
+            (rooms.c.last_seq - total).label("base_seq"),
+            rooms.c.slug,
+        )
         .cte("bump")
     )
-    # The @names that are members of the room, as ids: resolved here, in the same round trip,
-    # so mentions cost no query of their own (names unknown or not members stay plain text).
-    mentioned = (
-        sa.select(
-            sa.func.coalesce(
-                sa.func.array_agg(agents.c.id), sa.cast(sa.literal("{}"), ARRAY(sa.Uuid))
-            ).label("ids")
+    # The @names that are members of the room, as ids per post: resolved here, in the same
+    # round trip (names unknown or not members stay plain text).
+    named = (
+        sa.func.unnest(
+            sa.bindparam("mention_posts", type_=ARRAY(sa.BigInteger)),
+            sa.bindparam("mention_names", type_=ARRAY(sa.Text)),
         )
-        .select_from(agents.join(room_members, room_members.c.agent_id == agents.c.id))
-        .where(room_members.c.room_id == room_id, agents.c.name == sa.func.any(mention_names))
+        .table_valued(sa.column("ord", sa.BigInteger), sa.column("name", sa.Text))
+        .render_derived(name="named")
+    )
+    mentioned = (
+        sa.select(named.c.ord, sa.func.array_agg(agents.c.id).label("ids"))
+        .select_from(
+            named.join(agents, agents.c.name == named.c.name).join(
+                room_members,
+                sa.and_(room_members.c.agent_id == agents.c.id, room_members.c.room_id == room_id),
+            )
+        )
+        .group_by(named.c.ord)
         .cte("mentioned")
     )
     stored = (
@@ -86,19 +146,23 @@ def _insert_next() -> Statement:
             ],
             sa.select(
                 sa.cast(room_id, sa.Uuid),
-                bump.c.last_seq,
-                sa.cast(sender_id, sa.Uuid),
-                sa.bindparam("body", type_=sa.Text),
-                client_msg_id,
-                # Not named "kind": an UPDATE of rooms (which has a kind) is in this statement,
-                # and SQLAlchemy's engine would read such a name as a value to SET.
-                sa.bindparam("message_kind", type_=sa.Text),
-                sa.bindparam("data", type_=JSONB(none_as_null=True)),
-                parent.c.seq,
-                parent.c.root,
-                mentioned.c.ids,
-                sa.bindparam("mentions_room", type_=sa.Boolean),
-            ).select_from(bump.join(mentioned, sa.true()).outerjoin(parent, sa.true())),
+                bump.c.base_seq + accepted.c.rank,
+                accepted.c.sender_id,
+                accepted.c.body,
+                accepted.c.client_msg_id,
+                accepted.c.kind,
+                accepted.c.data,
+                accepted.c.reply_to,
+                accepted.c.thread_root,
+                sa.func.coalesce(mentioned.c.ids, sa.cast(sa.literal("{}"), ARRAY(sa.Uuid))),
+                accepted.c.mentions_room,
+            )
+            .select_from(
+                accepted.join(bump, sa.true()).outerjoin(
+                    mentioned, mentioned.c.ord == accepted.c.ord
+                )
+            )
+            .order_by(accepted.c.rank),
         )
         .returning(*COLUMNS)
         .cte("stored")
@@ -135,59 +199,96 @@ def _insert_next() -> Statement:
                     "seq",
                     stored.c.seq,
                 ),
-            ),
+            ).order_by(stored.c.seq),
         )
         .cte("audited")
     )
-    # PostgreSQL runs a data-modifying CTE even when the outer query does not read it.
+    # PostgreSQL runs a data-modifying CTE even when the outer query does not read it. Each
+    # stored row comes back with the ordinal of the post it stores.
     return Statement(
-        sa.select(stored, bump.c.slug.label("room_slug"))
-        .select_from(stored.join(bump, sa.true()))
+        sa.select(stored, bump.c.slug.label("room_slug"), accepted.c.ord.label("post_ord"))
+        .select_from(
+            stored.join(bump, sa.true()).join(
+                accepted, stored.c.seq == bump.c.base_seq + accepted.c.rank
+            )
+        )
+        .order_by(stored.c.seq)
         .add_cte(notified)
         .add_cte(audited)
     )
 
 
-_INSERT_NEXT = _insert_next()
+_INSERT_BATCH = _insert_batch()
 
 
-async def insert_next(
-    s: Session,
-    *,
-    room_id: uuid.UUID,
-    sender_id: uuid.UUID,
-    body: str,
-    client_msg_id: str | None,
-    kind: str = DEFAULT_MESSAGE_KIND,
-    data: dict[str, Any] | None = None,
-    reply_to: int | None = None,
-    mention_names: list[str] | None = None,
-    mentions_room: bool = False,
-) -> Row | None:
-    """Bump the room's seq, store the message, its mention rows and its ``message-sent``
-    audit row in ONE statement, so that on an autocommit session it is one round trip and its
-    own transaction. The room's row lock is taken by the UPDATE and held until commit; doing
-    all the writes at once keeps that window (and so the per-room throughput ceiling) as short
-    as it can be.
+class BatchRefused(Exception):
+    """The database refused a batch for a value of one of its posts (a constraint, a value
+    it cannot store): nothing of the batch was written; post by post, only that one fails."""
 
-    None, with nothing written, when the room does not exist or is archived, the sender is not
-    a member, ``reply_to`` names no message of the room, or ``client_msg_id`` is one the sender
-    already used: the caller finds out which."""
-    row = await s.one(
-        _INSERT_NEXT,
-        room_id=room_id,
-        sender_id=sender_id,
-        body=body,
-        client_msg_id=client_msg_id,
-        message_kind=kind,
-        data=data,
-        reply_to=reply_to,
-        mention_names=mention_names or [],
-        mentions_room=mentions_room,
-    )
-    if row is not None:
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One post's values for ``insert_batch``."""
+
+    sender_id: uuid.UUID
+    body: str
+    client_msg_id: str | None
+    kind: str = DEFAULT_MESSAGE_KIND
+    data: dict[str, Any] | None = None
+    reply_to: int | None = None
+    mention_names: Sequence[str] = ()
+    mentions_room: bool = False
+
+
+async def insert_batch(
+    s: Session, room_id: uuid.UUID, posts: Sequence[NewMessage]
+) -> list[Row | None]:
+    """Store ``posts`` (in that order) into the room in ONE statement: bump the room's seq
+    once by the number stored, insert the messages with the seqs that follow in the order
+    given, their mention rows and one ``message-sent`` audit row each. On an autocommit
+    session that is one round trip and one transaction (one WAL flush) for the whole batch.
+    The room's row lock is taken by the UPDATE and held until commit, so a batch's seqs are
+    dense and commit together, after any earlier batch's.
+
+    The result holds, for each post, its stored row or None when it was not stored; a post
+    is skipped alone (the others are stored) when its sender is not a member, ``reply_to``
+    names no message the room had before this statement, or ``client_msg_id`` is one the
+    sender already used; every post is None when the room does not exist or is archived.
+    The caller finds out which. Two posts of one batch must not share a sender and
+    ``client_msg_id`` (the unique constraint would fail the whole statement)."""
+    mention_posts: list[int] = []
+    mention_names: list[str] = []
+    for ordinal, post in enumerate(posts, start=1):
+        mention_posts.extend([ordinal] * len(post.mention_names))
+        mention_names.extend(post.mention_names)
+    try:
+        rows = await s.all(
+            _INSERT_BATCH,
+            room_id=room_id,
+            sender_ids=[p.sender_id for p in posts],
+            bodies=[p.body for p in posts],
+            client_msg_ids=[p.client_msg_id for p in posts],
+            message_kinds=[p.kind for p in posts],
+            data_values=[p.data for p in posts],
+            reply_seqs=[p.reply_to for p in posts],
+            room_mentions=[p.mentions_room for p in posts],
+            mention_posts=mention_posts,
+            mention_names=mention_names,
+        )
+    except (psycopg2.IntegrityError, psycopg2.DataError) as exc:
+        if len(posts) == 1:
+            raise
+        raise BatchRefused(str(exc).strip()) from exc
+    result: list[Row | None] = [None] * len(posts)
+    for row in rows:
+        result[int(row.pop("post_ord")) - 1] = row
         s.audit_written("message-sent")
-    return row
+    return result
+
+
+async def insert_next(s: Session, room_id: uuid.UUID, post: NewMessage) -> Row | None:
+    """``insert_batch`` of one post: its stored row, or None with nothing written."""
+    return (await insert_batch(s, room_id, [post]))[0]
 
 
 _BY_CLIENT_MSG_ID = Statement(

@@ -42,7 +42,7 @@ def fresh(stmt: sa.ClauseElement, values: dict[str, Any]) -> tuple[str, dict[str
 
 def test_the_store_defines_its_statements_where_this_test_finds_them() -> None:
     assert len(STATEMENTS) >= 30
-    assert "messages._INSERT_NEXT" in STATEMENTS
+    assert "messages._INSERT_BATCH" in STATEMENTS
 
 
 @pytest.mark.parametrize("name", sorted(STATEMENTS))
@@ -66,11 +66,11 @@ def test_a_statement_compiles_once_and_binds_new_values_each_call() -> None:
 
 
 def test_the_post_statement_carries_its_constants() -> None:
-    values = values_for(messages._INSERT_NEXT)
-    sql, params = messages._INSERT_NEXT.bind(values)
-    assert sql.startswith("WITH parent AS")
+    values = values_for(messages._INSERT_BATCH)
+    sql, params = messages._INSERT_BATCH.bind(values)
+    assert sql.startswith("WITH accepted AS")
     assert "message-sent" in params.values()
-    assert (sql, params) == fresh(messages._INSERT_NEXT._stmt, values)
+    assert (sql, params) == fresh(messages._INSERT_BATCH._stmt, values)
 
 
 def test_a_jsonb_dict_goes_through_the_types_bind_processor() -> None:
