@@ -51,6 +51,11 @@ class PostResult:
     created: bool  # False: a retried clientMsgId returned the stored message
 
 
+# What a group-committed write answers each post: stored, not stored (None: the careful path
+# says why), or the error that failed it alone.
+_Written = PostResult | Exception | None
+
+
 @dataclass(frozen=True)
 class MessagePage:
     messages: list[Message]
@@ -79,8 +84,8 @@ class MessageService:
         self._waiters = waiters
         self._max_wait = max_wait_seconds
         # One write in flight per room; the posts arriving meanwhile go together next.
-        self._group: GroupCommit[uuid.UUID, tuple[Principal, NewPost], PostResult | None] = (
-            GroupCommit(self._insert_batch, max_batch=max_batch)
+        self._group: GroupCommit[uuid.UUID, tuple[Principal, NewPost], _Written] = GroupCommit(
+            self._insert_batch, max_batch=max_batch
         )
 
     def _check_post(self, post: NewPost) -> None:
@@ -137,7 +142,10 @@ class MessageService:
         # committed meanwhile waits for this one's outcome, so listeners get seq order. The
         # fan-out itself runs in the background; the caller's reply does not wait for it.
         with self._bus.reserve(room_id) as slot:
-            result = await self._group.submit(room_id, (principal, post))
+            written = await self._group.submit(room_id, (principal, post))
+            if isinstance(written, Exception):
+                raise written
+            result = written
             if result is None:
                 result = await self._insert_or_explain(principal, room_id, post)
             if result.created:
@@ -146,14 +154,14 @@ class MessageService:
 
     async def _insert_batch(
         self, room_id: uuid.UUID, batch: Sequence[tuple[Principal, NewPost]]
-    ) -> list[PostResult | None]:
+    ) -> list[_Written]:
         """The common case, for the posts into one room gathered while the previous write was
         in flight (``agenthub.group_commit``): members post new messages, all stored by one
         statement that is its own transaction (autocommit session), its conditions carrying
         the rules. None for a post it did not store (not a member, no such room, an archived
         room, an unknown replyTo or one of the same batch, a retried clientMsgId, or one used
         twice in the batch): the careful path says why, or returns the stored message."""
-        stored: list[PostResult | None] = [None] * len(batch)
+        stored: list[_Written] = [None] * len(batch)
         # Two posts of a batch with one sender's clientMsgId: only the first is written here
         # (the second would fail the whole statement on the unique constraint); the second
         # then finds it stored, as a retry does.
@@ -166,7 +174,7 @@ class MessageService:
                     continue
                 seen.add(key)
             chosen.append(i)
-        rows: Sequence[Row | None]
+        rows: Sequence[Row | Exception | None]
         try:
             async with self._db.session() as s:
                 rows = await message_store.insert_batch(
@@ -180,18 +188,25 @@ class MessageService:
             # one post's failure is its own.
             rows = [await self._insert_one(room_id, *batch[i]) for i in chosen]
         for i, row in zip(chosen, rows, strict=True):
-            if row is not None:
+            if isinstance(row, Exception):
+                stored[i] = row
+            elif row is not None:
                 stored[i] = PostResult(Message.from_row(row), created=True)
         return stored
 
     async def _insert_one(
         self, room_id: uuid.UUID, principal: Principal, post: NewPost
-    ) -> Row | None:
+    ) -> Row | Exception | None:
+        """One post of a batch the database refused as a whole: its row, None (the careful
+        path finds out why), or the error that fails this post alone (a value the database
+        refuses, or a database that went away meanwhile)."""
         try:
             async with self._db.session() as s:
                 return await message_store.insert_next(s, room_id, _new_message(principal, post))
         except UniqueViolation:
             return None
+        except Exception as exc:
+            return exc
 
     async def _insert_or_explain(
         self, principal: Principal, room_id: uuid.UUID, post: NewPost
