@@ -120,7 +120,7 @@ def test_refused_posts_in_a_batch_fail_alone(database, make_agent, make_room, sq
     owner = make_agent()
     room = make_room(owner)
     outsider = make_agent()
-    posts = [
+    posts: list[tuple[AgentCtx, dict[str, Any]]] = [
         (owner, {"body": "first"}),
         (outsider, {"body": "not a member"}),
         (owner, {"body": "second"}),
@@ -168,7 +168,7 @@ def test_one_client_msg_id_twice_in_a_batch_stores_one_row(database, make_agent,
     bob = make_agent()
     room = make_room(alice)
     join(bob, room)
-    posts = [
+    posts: list[tuple[AgentCtx, dict[str, Any]]] = [
         (alice, {"body": "a", "client_msg_id": "same"}),
         (bob, {"body": "b", "client_msg_id": "same"}),  # another sender: its own message
         (alice, {"body": "a again", "client_msg_id": "same"}),
@@ -196,7 +196,7 @@ def test_a_reply_to_a_message_of_the_same_batch_is_stored_after_it(
     alice = make_agent()
     room = make_room(alice)
     # seq 1 and 2 go in the batch; the reply names seq 1, which this batch is about to store.
-    posts = [
+    posts: list[tuple[AgentCtx, dict[str, Any]]] = [
         (alice, {"body": "root"}),
         (alice, {"body": "between"}),
         (alice, {"body": "reply", "reply_to": 1}),
@@ -232,7 +232,7 @@ def test_mentions_in_a_batch_belong_to_their_own_post(database, make_agent, make
     room = make_room(alice)
     join(bob, room)
     join(carol, room)
-    posts = [
+    posts: list[tuple[AgentCtx, dict[str, Any]]] = [
         (alice, {"body": f"hi @{bob.name}"}),
         (bob, {"body": "no mention"}),
         (carol, {"body": f"@{alice.name} and @{bob.name} and @{stranger.name}"}),
@@ -377,7 +377,7 @@ def test_a_value_the_database_refuses_fails_only_its_own_post(database, make_age
     room = make_room(alice)
     # Python's JSON allows NaN; PostgreSQL's jsonb does not: the whole statement fails, and
     # the batch is then written post by post.
-    posts = [
+    posts: list[tuple[AgentCtx, dict[str, Any]]] = [
         (alice, {"body": "first"}),
         (alice, {"body": "bad", "data": {"x": float("nan")}}),
         (alice, {"body": "second", "client_msg_id": "c2"}),
