@@ -103,7 +103,7 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 
 async def acked_sends(
-    base_url: str, jwts: list[str], room_id: str, duration: float
+    base_url: str, jwts: list[str], room_id: str, duration: float, pid: int | None = None
 ) -> dict[str, Any]:
     clients = [await open_socket(base_url, jwt) for jwt in jwts]
     latencies: list[float] = []
@@ -125,12 +125,16 @@ async def acked_sends(
                 errors[code] = errors.get(code, 0) + 1
 
     tasks = [asyncio.create_task(sender(c)) for c in clients]
-    began = time.perf_counter()
+    began, server_cpu0 = time.perf_counter(), cpu_seconds(pid)
     start.set()
     await asyncio.gather(*tasks)
-    wall = time.perf_counter() - began
+    wall, server_cpu1 = time.perf_counter() - began, cpu_seconds(pid)
     await close_all(clients)
     ms = sorted(1000 * v for v in latencies)
+    # Server CPU-seconds per 1,000 acked sends (None without the private server's pid).
+    cpu_per_1000 = None
+    if server_cpu0 is not None and server_cpu1 is not None and latencies:
+        cpu_per_1000 = round(1000 * (server_cpu1 - server_cpu0) / len(latencies), 3)
     return {
         "senders": len(jwts),
         "acked": len(latencies),
@@ -139,6 +143,7 @@ async def acked_sends(
         "ackP50Ms": round(percentile(ms, 50), 2),
         "ackP99Ms": round(percentile(ms, 99), 2),
         "errors": errors,
+        "serverCpuSecondsPer1000": cpu_per_1000,
     }
 
 
@@ -340,8 +345,8 @@ async def run(
         admin.close()
     # Warm-up: connections, JIT-free but caches and pools.
     await acked_sends(base_url, sender_jwts[:1], send_room, 1.0)
-    one = await acked_sends(base_url, sender_jwts[:1], send_room, args.duration)
-    twenty = await acked_sends(base_url, sender_jwts, send_room, args.duration)
+    one = await acked_sends(base_url, sender_jwts[:1], send_room, args.duration, pid)
+    twenty = await acked_sends(base_url, sender_jwts, send_room, args.duration, pid)
     fans = [
         await fan_out(base_url, fan_senders, receiver_jwts, fan_room, rate, args.duration, pid)
         for rate in args.rate
@@ -400,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in (one, twenty):
         print(
             f"  acked sends, {r['senders']:>2} sender(s): {r['ackedPerSecond']} /s "
-            f"(ack p50 {r['ackP50Ms']} ms, p99 {r['ackP99Ms']} ms, errors {r['errors'] or 'none'})"
+            f"(ack p50 {r['ackP50Ms']} ms, p99 {r['ackP99Ms']} ms, errors {r['errors'] or 'none'};"
+            f" server CPU {r['serverCpuSecondsPer1000']} s per 1,000 acked)"
         )
     for fan in result["fanOut"]:
         print(
