@@ -19,8 +19,145 @@ from agenthub.store.tables import agents, audit_events, mentions, messages, room
 COLUMNS = [c for c in messages.c if c.key != "search"]
 
 
+def _insert_next() -> Statement:
+    """The post statement for one post (``insert_batch`` of one, the careful path).
+    Parameters: room_id, sender_id, body, client_msg_id, message_kind, data, reply_to,
+    mention_names (the @names in the body), mentions_room (it says @room)."""
+    room_id = sa.bindparam("room_id", type_=sa.Uuid)
+    sender_id = sa.bindparam("sender_id", type_=sa.Uuid)
+    reply_to = sa.bindparam("reply_to", type_=sa.BigInteger)
+    mention_names = sa.bindparam("mention_names", type_=ARRAY(sa.Text))
+    client_msg_id = sa.bindparam("client_msg_id", type_=sa.Text)
+    is_member = sa.exists().where(
+        room_members.c.room_id == room_id, room_members.c.agent_id == sender_id
+    )
+    # A retried clientMsgId must not bump the seq (that would leave a gap): it is not stored
+    # here, and the caller's careful path returns the stored message.
+    is_retry = sa.exists().where(
+        messages.c.sender_id == sender_id,
+        messages.c.client_msg_id == client_msg_id,
+    )
+    # The message replied to: its seq and its thread's root (its own seq when it is a root).
+    parent = (
+        sa.select(
+            messages.c.seq.label("seq"),
+            sa.func.coalesce(messages.c.thread_root, messages.c.seq).label("root"),
+        )
+        .where(messages.c.room_id == room_id, messages.c.seq == reply_to)
+        .cte("parent")
+    )
+    replies_exist = sa.or_(reply_to.is_(None), sa.exists().select_from(parent))
+    bump = (
+        sa.update(rooms)
+        .where(
+            rooms.c.id == room_id,
+            rooms.c.archived_at.is_(None),
+            is_member,
+            ~is_retry,
+            replies_exist,
+        )
+        .values(last_seq=rooms.c.last_seq + 1)
+        .returning(rooms.c.last_seq, rooms.c.slug)
+        .cte("bump")
+    )
+    # The @names that are members of the room, as ids: resolved here, in the same round trip,
+    # so mentions cost no query of their own (names unknown or not members stay plain text).
+    mentioned = (
+        sa.select(
+            sa.func.coalesce(
+                sa.func.array_agg(agents.c.id), sa.cast(sa.literal("{}"), ARRAY(sa.Uuid))
+            ).label("ids")
+        )
+        .select_from(agents.join(room_members, room_members.c.agent_id == agents.c.id))
+        .where(room_members.c.room_id == room_id, agents.c.name == sa.func.any(mention_names))
+        .cte("mentioned")
+    )
+    stored = (
+        sa.insert(messages)
+        .from_select(
+            [
+                "room_id",
+                "seq",
+                "sender_id",
+                "body",
+                "client_msg_id",
+                "kind",
+                "data",
+                "reply_to",
+                "thread_root",
+                "mentions",
+                "mentions_room",
+            ],
+            sa.select(
+                sa.cast(room_id, sa.Uuid),
+                bump.c.last_seq,
+                sa.cast(sender_id, sa.Uuid),
+                sa.bindparam("body", type_=sa.Text),
+                client_msg_id,
+                # Not named "kind": an UPDATE of rooms (which has a kind) is in this statement,
+                # and SQLAlchemy's engine would read such a name as a value to SET.
+                sa.bindparam("message_kind", type_=sa.Text),
+                sa.bindparam("data", type_=JSONB(none_as_null=True)),
+                parent.c.seq,
+                parent.c.root,
+                mentioned.c.ids,
+                sa.bindparam("mentions_room", type_=sa.Boolean),
+            ).select_from(bump.join(mentioned, sa.true()).outerjoin(parent, sa.true())),
+        )
+        .returning(*COLUMNS)
+        .cte("stored")
+    )
+    # One row per member to notify: those named, or every member for @room; never the sender.
+    notified = (
+        sa.insert(mentions)
+        .from_select(
+            ["agent_id", "room_id", "seq"],
+            sa.select(room_members.c.agent_id, stored.c.room_id, stored.c.seq)
+            .select_from(stored.join(room_members, room_members.c.room_id == stored.c.room_id))
+            .where(
+                room_members.c.agent_id != stored.c.sender_id,
+                sa.or_(
+                    stored.c.mentions_room,
+                    room_members.c.agent_id == sa.func.any(stored.c.mentions),
+                ),
+            ),
+        )
+        .cte("notified")
+    )
+    audited = (
+        sa.insert(audit_events)
+        .from_select(
+            ["type", "agent_id", "payload"],
+            sa.select(
+                sa.literal("message-sent", sa.Text),
+                stored.c.sender_id,
+                sa.func.jsonb_build_object(
+                    "roomId",
+                    sa.cast(stored.c.room_id, sa.Text),
+                    "messageId",
+                    sa.cast(stored.c.id, sa.Text),
+                    "seq",
+                    stored.c.seq,
+                ),
+            ),
+        )
+        .cte("audited")
+    )
+    # PostgreSQL runs a data-modifying CTE even when the outer query does not read it.
+    return Statement(
+        sa.select(stored, bump.c.slug.label("room_slug"))
+        .select_from(stored.join(bump, sa.true()))
+        .add_cte(notified)
+        .add_cte(audited)
+    )
+
+
+_INSERT_NEXT = _insert_next()
+
+
 def _insert_batch() -> Statement:
-    """The post statement, for one post or many into one room. Parameters: room_id, and one
+    """The post statement for a batch of posts into one room (a batch of one takes
+    ``_INSERT_NEXT``). Parameters: room_id, and one
     array per field, element i being post i's: sender_ids, bodies, client_msg_ids,
     message_kinds, data_values, reply_seqs, room_mentions (it says @room); the @names as two
     flat arrays, mention_posts (the post's ordinal, from 1) and mention_names."""
@@ -256,6 +393,10 @@ async def insert_batch(
     sender already used; every post is None when the room does not exist or is archived.
     The caller finds out which. Two posts of one batch must not share a sender and
     ``client_msg_id`` (the unique constraint would fail the whole statement)."""
+    if len(posts) == 1:
+        # Alone (the first post after an idle spell): the one-post statement, which
+        # PostgreSQL plans and runs faster (about 0.25 ms here) than the batch one.
+        return [await insert_next(s, room_id, posts[0])]
     mention_posts: list[int] = []
     mention_names: list[str] = []
     for ordinal, post in enumerate(posts, start=1):
@@ -276,8 +417,6 @@ async def insert_batch(
             mention_names=mention_names,
         )
     except (psycopg2.IntegrityError, psycopg2.DataError) as exc:
-        if len(posts) == 1:
-            raise
         raise BatchRefused(str(exc).strip()) from exc
     result: list[Row | None] = [None] * len(posts)
     for row in rows:
@@ -287,8 +426,24 @@ async def insert_batch(
 
 
 async def insert_next(s: Session, room_id: uuid.UUID, post: NewMessage) -> Row | None:
-    """``insert_batch`` of one post: its stored row, or None with nothing written."""
-    return (await insert_batch(s, room_id, [post]))[0]
+    """Store one post (what ``insert_batch`` does for a batch of one): bump the room's seq,
+    insert the message, its mention rows and its ``message-sent`` audit row in ONE statement.
+    Its stored row, or None with nothing written (the same rules as ``insert_batch``)."""
+    row = await s.one(
+        _INSERT_NEXT,
+        room_id=room_id,
+        sender_id=post.sender_id,
+        body=post.body,
+        client_msg_id=post.client_msg_id,
+        message_kind=post.kind,
+        data=post.data,
+        reply_to=post.reply_to,
+        mention_names=list(post.mention_names),
+        mentions_room=post.mentions_room,
+    )
+    if row is not None:
+        s.audit_written("message-sent")
+    return row
 
 
 _BY_CLIENT_MSG_ID = Statement(
