@@ -402,3 +402,50 @@ def test_a_value_the_database_refuses_fails_only_its_own_post(database, make_age
     assert seqs_and_bodies(sql, room) == [(1, "first"), (2, "second")]
     assert audited.count("message-sent") == 2
     assert [e.message.seq for e in published if isinstance(e, MessagePosted)] == [1, 2]
+
+
+def test_one_client_msg_id_raced_into_two_rooms_fails_only_the_second_use(
+    database, make_agent, make_room, sql
+):
+    alice = make_agent()
+    bob = make_agent()
+    first, second = make_room(alice), make_room(alice)
+    join(bob, first)
+    join(bob, second)
+    # Two rooms, two batches written at the same time. When both statements pass "this
+    # clientMsgId is new", the later one hits the unique constraint and wrote nothing: its
+    # batch is then written post by post, so only the reused clientMsgId is refused.
+    batches = {
+        first["id"]: [
+            (alice, {"body": "a1", "client_msg_id": "shared"}),
+            (bob, {"body": "b1"}),
+        ],
+        second["id"]: [
+            (bob, {"body": "b2"}),
+            (alice, {"body": "a2", "client_msg_id": "shared"}),
+            (alice, {"body": "a3"}),
+        ],
+    }
+
+    async def work(services: Services) -> dict[str, list[PostResult | AppError]]:
+        rooms = list(batches)
+        results = await asyncio.gather(
+            *(gather_posts(services, uuid.UUID(room), batches[room]) for room in rooms)
+        )
+        return dict(zip(rooms, results, strict=True))
+
+    results, published, audited, _ = run_services(database, work)
+
+    shared = [results[first["id"]][0], results[second["id"]][1]]
+    stored = [r for r in shared if isinstance(r, PostResult)]
+    refused = [r for r in shared if isinstance(r, AppError)]
+    assert len(stored) == 1 and stored[0].created
+    assert len(refused) == 1 and refused[0].status == 409 and "clientMsgId" in refused[0].details
+    others = [results[first["id"]][1], results[second["id"]][0], results[second["id"]][2]]
+    assert all(isinstance(r, PostResult) and r.created for r in others), others
+    for room in (first, second):
+        seqs = [seq for seq, _ in seqs_and_bodies(sql, room)]
+        assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs_and_bodies(sql, first)) + len(seqs_and_bodies(sql, second)) == 4
+    assert audited.count("message-sent") == 4
+    assert sum(isinstance(e, MessagePosted) for e in published) == 4
