@@ -449,3 +449,35 @@ def test_one_client_msg_id_raced_into_two_rooms_fails_only_the_second_use(
     assert len(seqs_and_bodies(sql, first)) + len(seqs_and_bodies(sql, second)) == 4
     assert audited.count("message-sent") == 4
     assert sum(isinstance(e, MessagePosted) for e in published) == 4
+
+
+def test_kinds_and_data_in_a_batch_belong_to_their_own_post(database, make_agent, make_room):
+    alice = make_agent()
+    room = make_room(alice)
+    data = {"task": "review", "files": ["a.py", "é ✓"], "n": [1, 2.5, None, True], "o": {}}
+    posts: list[tuple[AgentCtx, dict[str, Any]]] = [
+        (alice, {"body": "plain"}),
+        (alice, {"body": "", "kind": "task.review", "data": data}),
+        (alice, {"body": "with data", "data": {"quote": 'a "b" \\ c'}}),
+        (alice, {"body": "status", "kind": "status"}),
+    ]
+
+    results, _, _, queries = run_services(
+        database, lambda s: gather_posts(s, uuid.UUID(room["id"]), posts)
+    )
+
+    assert queries == ["with"]
+    assert all(isinstance(r, PostResult) for r in results), results
+    assert [(r.message.kind, r.message.data) for r in results] == [
+        ("text", None),
+        ("task.review", data),
+        ("text", {"quote": 'a "b" \\ c'}),
+        ("status", None),
+    ]
+    listed = alice.api.get(f"/api/v1/rooms/{room['id']}/messages", params={"after": 0}).body
+    assert [(m["kind"], m["data"]) for m in listed["messages"]] == [
+        ("text", None),
+        ("task.review", data),
+        ("text", {"quote": 'a "b" \\ c'}),
+        ("status", None),
+    ]
