@@ -113,7 +113,13 @@ class MessageService:
         if post.reply_to is not None and not 1 <= post.reply_to <= MAX_SEQ:
             raise ValidationFailed("invalid replyTo", {"replyTo": [f"a seq, 1 to {MAX_SEQ}"]})
         if data is not None:
-            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            try:
+                text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            except ValueError:
+                # A socket client's JSON may carry NaN or Infinity; jsonb stores neither.
+                raise ValidationFailed(
+                    "data holds NaN or Infinity", {"data": ["numbers must be finite"]}
+                ) from None
             if len(text.encode()) > MAX_DATA_BYTES:
                 raise PayloadTooLarge(
                     f"data exceeds {MAX_DATA_BYTES} bytes serialized",

@@ -152,3 +152,31 @@ def test_mention_new_reaches_the_mentioned_agent_only(server, make_agent, make_r
 
 def _seqs(sock: Socket) -> list[int]:
     return [m["seq"] for m in sock.events["message:new"]]
+
+
+def test_data_with_nan_or_infinity_over_a_socket_is_refused_and_stores_nothing(
+    server, make_agent, make_room, sql
+):
+    """Python's JSON (the socket client's) writes NaN and Infinity; jsonb stores neither. The
+    REST parser refuses them; over a socket the service must too, not fail in the database."""
+    alice = make_agent()
+    room = make_room(alice)
+
+    async def scenario() -> None:
+        sock = Socket(server.base_url)
+        try:
+            await sock.connect(alice.jwt)
+            for bad in (float("nan"), float("inf")):
+                ack = await sock.call(
+                    "message:send", {"roomId": room["id"], "body": "x", "data": {"v": bad}}
+                )
+                assert ack["ok"] is False, ack
+                assert ack["error"]["code"] == "validation_failed", ack
+                assert "data" in ack["error"]["details"], ack
+            good = ok(await sock.call("message:send", {"roomId": room["id"], "body": "fine"}))
+            assert good["message"]["seq"] == 1  # nothing was stored before it
+        finally:
+            await sock.close()
+
+    run(scenario())
+    assert sql("SELECT count(*) FROM messages WHERE room_id = %s", room["id"]) == [(1,)]
