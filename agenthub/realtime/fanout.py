@@ -14,6 +14,7 @@ from the emitting coroutine. Otherwise (packets still queued, an upgrade from po
 session past its ping timeout, a closing socket) the receiver gets the library's task, as
 before, so per-socket order is the queue's order either way. Sockets are offered to the short
 path with ``attach`` once the socket.io handshake is done (LiveSockets.admit).
+``DirectServer`` sends the single-socket packets (an event's ack) the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ import socketio
 import tornado.websocket
 from engineio import packet as eio_packet
 from socketio import packet
+
+
+class DirectServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server whose single-socket packets (acks, the handshake's answer)
+    take the manager's short path too."""
+
+    manager: DirectManager
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        encoded = pkt.encode()
+        if isinstance(encoded, str):
+            frame = eio_packet.Packet(eio_packet.MESSAGE, encoded).encode()
+            if self.manager.write_now(self.eio, eio_sid, frame):
+                return
+        await super()._send_packet(eio_sid, pkt)
 
 
 class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -83,12 +99,12 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip:
                 continue
-            if not self._write(eio, eio_sid, frame):
+            if not self.write_now(eio, eio_sid, frame):
                 tasks.append(asyncio.create_task(self.server._send_eio_packet(eio_sid, eio_pkt)))
         if tasks:
             await asyncio.wait(tasks)
 
-    def _write(self, eio: Any, eio_sid: str, frame: str) -> bool:
+    def write_now(self, eio: Any, eio_sid: str, frame: str) -> bool:
         """Write ``frame`` to the socket now if that keeps its order; False: queue it."""
         handler = self._websockets.get(eio_sid)
         if handler is None:

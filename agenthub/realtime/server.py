@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import engineio.packet
-import socketio
 import tornado.web
 
 from agenthub.events import (
@@ -26,7 +25,7 @@ from agenthub.metrics import Metrics
 from agenthub.models import Message
 from agenthub.origins import cors_setting
 from agenthub.realtime.connections import SocketState
-from agenthub.realtime.fanout import DirectManager
+from agenthub.realtime.fanout import DirectManager, DirectServer
 from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
@@ -81,7 +80,7 @@ class RealtimeServer:
         self.ping_interval = timeout / 3
         self.ping_timeout = timeout - self.ping_interval
         self.manager = DirectManager()
-        self.sio = socketio.AsyncServer(
+        self.sio = DirectServer(
             client_manager=self.manager,
             async_mode="tornado",
             cors_allowed_origins=cors_setting(settings.allowed_origins),
