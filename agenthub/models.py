@@ -201,7 +201,7 @@ class Message:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return wire.MESSAGE.serialize(self)
+        return wire.message_dict(self)
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,18 @@ def fields_with_surrogates(data: dict[Any, Any]) -> list[str]:
     return bad
 
 
+# One instance per schema, made on first use: building one deep-copies its fields, several
+# times the cost of the load itself, on every request. A schema's load keeps no state on it.
+_INSTANCES: dict[type[Schema], Schema] = {}
+
+
+def _instance(schema: type[Schema]) -> Schema:
+    instance = _INSTANCES.get(schema)
+    if instance is None:
+        instance = _INSTANCES[schema] = schema()
+    return instance
+
+
 def load(schema: type[Schema], data: Any) -> dict[str, Any]:
     """Validate ``data`` against ``schema``; ValidationFailed carries field messages."""
     if not isinstance(data, dict):
@@ -163,7 +175,7 @@ def load(schema: type[Schema], data: Any) -> dict[str, Any]:
     if bad:
         raise ValidationFailed("request validation failed", {name: LONE_SURROGATE for name in bad})
     try:
-        result: dict[str, Any] = schema().load(data)
+        result: dict[str, Any] = _instance(schema).load(data)
     except ValidationError as exc:
         details = exc.normalized_messages()  # type: ignore[no-untyped-call]
         raise ValidationFailed(

@@ -106,10 +106,16 @@ class LocalServer:
     base_url: str
     admin_token: str
     pid: int
+    database: str  # the throwaway database the server runs on
+    env: dict[str, str]  # the server's environment (POSTGRES_* included)
 
 
 @contextmanager
-def local_server(pool_max: int | None) -> Iterator[LocalServer]:
+def local_server(
+    pool_max: int | None, agenthub: str = AGENTHUB, extra_env: dict[str, str] | None = None
+) -> Iterator[LocalServer]:
+    """A throwaway database, migrated, and ``agenthub serve`` on a free port (``agenthub`` is
+    the executable: another checkout's measures that checkout), all dropped afterwards."""
     name = f"agenthub_bench_{os.getpid()}_{secrets.token_hex(3)}"
     admin_db = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
     admin_db.autocommit = True
@@ -128,6 +134,7 @@ def local_server(pool_max: int | None) -> Iterator[LocalServer]:
         RATE_LIMIT_ANONYMOUS_PER_MINUTE="1000000",
         RATE_LIMIT_AGENT_PER_MINUTE="1000000",
     )
+    env.update(extra_env or {})
     if pool_max is not None:
         env["DB_POOL_MAX"] = str(pool_max)
     env.pop("JOURNAL_STREAM", None)
@@ -137,14 +144,14 @@ def local_server(pool_max: int | None) -> Iterator[LocalServer]:
 
         def cli(*args: str) -> str:
             done = subprocess.run(
-                [AGENTHUB, *args], env=env, check=True, capture_output=True, text=True
+                [agenthub, *args], env=env, check=True, capture_output=True, text=True
             )
             return done.stdout.strip()
 
         cli("migrate")
         cli("agent", "create", "--name", "bench-admin", "--role", "admin")
         token = cli("token", "issue", "--agent", "bench-admin")
-        proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen([agenthub, "serve"], env=env, stdout=log, stderr=log)
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -157,7 +164,7 @@ def local_server(pool_max: int | None) -> Iterator[LocalServer]:
             except OSError:
                 pass
             time.sleep(0.1)
-        yield LocalServer(base_url, token, proc.pid)
+        yield LocalServer(base_url, token, proc.pid, name, env)
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

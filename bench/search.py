@@ -60,6 +60,7 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agenthub.store import search as search_store
+from bench.pgref import pgbench_reference
 from bench.rest_post import AGENTHUB, Client, expect, login, percentile
 from tests.helpers import free_port, pg_params
 
@@ -336,48 +337,6 @@ def world(messages: int, seed: int, pgbench: bool, keep: bool) -> Iterator[World
             with admin_db.cursor() as cur:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin_db.close()
-
-
-def pgbench_reference(dbname: str, env: dict[str, str]) -> str:
-    """tx/s of ``pgbench -n -c 10 -j 2 -T 10`` inserting one 200-character row each."""
-    conn = psycopg2.connect(**pg_params(dbname))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("CREATE TABLE pgbench_ref (id bigserial PRIMARY KEY, body text NOT NULL)")
-    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
-        script.write("INSERT INTO pgbench_ref (body) VALUES (repeat('x', 200));\n")
-        script.flush()
-        params = pg_params(dbname)
-        run = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-c",
-                "10",
-                "-j",
-                "2",
-                "-T",
-                "10",
-                "-f",
-                script.name,
-                "-h",
-                params["host"],
-                "-p",
-                params["port"],
-                "-U",
-                params["user"],
-                dbname,
-            ],
-            env={**env, "PGPASSWORD": params.get("password", "")},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    with conn.cursor() as cur:
-        cur.execute("DROP TABLE pgbench_ref")
-    conn.close()
-    tps = [line for line in run.stdout.splitlines() if line.startswith("tps")]
-    return tps[0] if tps else run.stdout.strip().splitlines()[-1]
 
 
 # --- the measurement ---------------------------------------------------------------------------

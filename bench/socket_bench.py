@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,16 +125,17 @@ async def acked_sends(
                 errors[code] = errors.get(code, 0) + 1
 
     tasks = [asyncio.create_task(sender(c)) for c in clients]
-    began, server_cpu0 = time.perf_counter(), cpu_seconds(pid)
+    server_cpu0, own_cpu0 = cpu_seconds(pid), time.process_time()
+    began = time.perf_counter()
     start.set()
     await asyncio.gather(*tasks)
-    wall, server_cpu1 = time.perf_counter() - began, cpu_seconds(pid)
+    wall = time.perf_counter() - began
+    server_cpu1, own_cpu1 = cpu_seconds(pid), time.process_time()
     await close_all(clients)
     ms = sorted(1000 * v for v in latencies)
-    # Server CPU-seconds per 1,000 acked sends (None without the private server's pid).
-    cpu_per_1000 = None
-    if server_cpu0 is not None and server_cpu1 is not None and latencies:
-        cpu_per_1000 = round(1000 * (server_cpu1 - server_cpu0) / len(latencies), 3)
+    server_cpu = None
+    if server_cpu0 is not None and server_cpu1 is not None:
+        server_cpu = server_cpu1 - server_cpu0
     return {
         "senders": len(jwts),
         "acked": len(latencies),
@@ -143,11 +144,38 @@ async def acked_sends(
         "ackP50Ms": round(percentile(ms, 50), 2),
         "ackP99Ms": round(percentile(ms, 99), 2),
         "errors": errors,
-        "serverCpuSecondsPer1000": cpu_per_1000,
+        "serverCpuSecondsPer1000": (
+            round(1000 * server_cpu / len(latencies), 3)
+            if server_cpu is not None and latencies
+            else None
+        ),
+        "serverCores": None if server_cpu is None else round(server_cpu / wall, 2),
+        "clientCores": round((own_cpu1 - own_cpu0) / wall, 2),
     }
 
 
 # --- 2. fan-out -------------------------------------------------------------------------------
+
+
+async def raw_socket(
+    http: aiohttp.ClientSession, base_url: str, jwt: str
+) -> aiohttp.ClientWebSocketResponse:
+    """A websocket speaking engine.io 4 by hand, connected to /agents: far cheaper for this
+    process than python-socketio's client (no task per event, no packet objects), so the
+    bench measures the server rather than its own receivers."""
+    url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = await http.ws_connect(url, max_msg_size=0)
+    await ws.receive_str()  # engine.io OPEN
+    await ws.send_str("40" + NAMESPACE + "," + json.dumps({"token": jwt}))
+    while True:
+        frame = await ws.receive_str()
+        if frame.startswith("40" + NAMESPACE + ","):
+            return ws
+        if frame.startswith("44" + NAMESPACE):
+            raise RuntimeError(frame)
+
+
+_EVENT_PREFIX = "42" + NAMESPACE + ","
 
 
 async def fan_out(
@@ -158,29 +186,57 @@ async def fan_out(
     rate: float,
     duration: float,
     pid: int | None,
+    light: bool = False,
 ) -> dict[str, Any]:
+    """``rate`` messages/s sent into the room for ``duration`` s (on a schedule, spread over
+    the senders), heard by every receiver. ``light``: the receivers are raw websockets
+    (``raw_socket``) instead of python-socketio clients."""
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     per_receiver: list[int] = []
     last_seq: list[int] = []
     out_of_order = 0  # message:new with a seq below one the same receiver already heard
     receivers: list[socketio.AsyncClient] = []
+    raw: list[aiohttp.ClientWebSocketResponse] = []
+    readers: list[asyncio.Task[None]] = []
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) if light else None
+
+    def heard(i: int, message: dict[str, Any]) -> None:
+        nonlocal out_of_order
+        if message["seq"] < last_seq[i]:
+            out_of_order += 1
+        last_seq[i] = max(last_seq[i], message["seq"])
+        t0 = sent_at.get(message["body"])
+        if t0 is not None:
+            latencies.append(time.perf_counter() - t0)
+            per_receiver[i] += 1
+
+    async def read(i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = msg.data
+            if data == "2":
+                await ws.send_str("3")
+            elif data.startswith(_EVENT_PREFIX):
+                event = json.loads(data[len(_EVENT_PREFIX) :])
+                if event[0] == "message:new":
+                    heard(i, event[1])
+
     for jwt in receiver_jwts:
-        client = socketio.AsyncClient(reconnection=False)
         index = len(per_receiver)
         per_receiver.append(0)
         last_seq.append(0)
+        if http is not None:
+            ws = await raw_socket(http, base_url, jwt)
+            raw.append(ws)
+            readers.append(asyncio.create_task(read(index, ws)))
+            continue
+        client = socketio.AsyncClient(reconnection=False)
 
         def make_handler(i: int) -> Any:
             async def on_new(message: dict[str, Any]) -> None:
-                nonlocal out_of_order
-                if message["seq"] < last_seq[i]:
-                    out_of_order += 1
-                last_seq[i] = max(last_seq[i], message["seq"])
-                t0 = sent_at.get(message["body"])
-                if t0 is not None:
-                    latencies.append(time.perf_counter() - t0)
-                    per_receiver[i] += 1
+                heard(i, message)
 
             return on_new
 
@@ -222,19 +278,25 @@ async def fan_out(
         pending.append(asyncio.create_task(send(senders[i % len(senders)], f"fan-{i}")))
     send_wall = time.perf_counter() - began
     await asyncio.gather(*pending)
-    expected = acked * len(receivers)
+    expected = acked * len(receiver_jwts)
     deadline = time.perf_counter() + 30
     while len(latencies) < expected and time.perf_counter() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
     wall = time.perf_counter() - began
     server_cpu1, own_cpu1 = cpu_seconds(pid), time.process_time()
     await close_all(receivers + senders)
+    for ws in raw:
+        await ws.close()
+    await asyncio.gather(*readers, return_exceptions=True)
+    if http is not None:
+        await http.close()
     ms = sorted(1000 * v for v in latencies)
-    server_load = None
+    server_cpu = None
     if server_cpu0 is not None and server_cpu1 is not None:
-        server_load = round((server_cpu1 - server_cpu0) / wall, 2)
+        server_cpu = server_cpu1 - server_cpu0
     return {
-        "receivers": len(receivers),
+        "receivers": len(receiver_jwts),
+        "lightReceivers": light,
         "senders": len(senders),
         "targetPerSecond": rate,
         "sentPerSecond": round(total / send_wall, 1),
@@ -242,6 +304,10 @@ async def fan_out(
         "failed": failed,
         "deliveries": len(latencies),
         "expectedDeliveries": expected,
+        # Over the whole phase, sending and draining: equal to rate x receivers when the
+        # server keeps up; the drain is how long the last deliveries came after the last send.
+        "deliveriesPerSecond": round(len(latencies) / wall, 1),
+        "drainSeconds": round(wall - send_wall, 2),
         "outOfOrder": out_of_order,
         "p50Ms": round(percentile(ms, 50), 2),
         "p99Ms": round(percentile(ms, 99), 2),
@@ -249,7 +315,12 @@ async def fan_out(
         "minPerReceiver": min(per_receiver) if per_receiver else 0,
         # CPU cores busy on average while sending and draining: the server process, and this
         # process (the 50 receiving clients), which share the same machine.
-        "serverCores": server_load,
+        "serverCores": None if server_cpu is None else round(server_cpu / wall, 2),
+        "serverCpuSecondsPer10000Deliveries": (
+            round(10000 * server_cpu / len(latencies), 3)
+            if server_cpu is not None and latencies
+            else None
+        ),
         "clientCores": round((own_cpu1 - own_cpu0) / wall, 2),
     }
 
@@ -257,9 +328,16 @@ async def fan_out(
 # --- 3. idle sockets --------------------------------------------------------------------------
 
 
-async def idle_sockets(base_url: str, jwt: str, count: int, pid: int | None) -> dict[str, Any]:
+async def idle_sockets(
+    base_url: str,
+    jwt: str,
+    count: int,
+    pid: int | None,
+    hold: Callable[[], Awaitable[Any]] | None = None,
+) -> dict[str, Any]:
     """``count`` sockets that connect to /agents and then only answer engine.io pings: a
-    minimal EIO4 client over aiohttp, so the bench process stays small."""
+    minimal EIO4 client over aiohttp, so the bench process stays small. ``hold``: awaited
+    while they are connected (after the RSS reading); its result is returned as ``held``."""
     before = rss_mib(pid) if pid is not None else None
     url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
     connector = aiohttp.TCPConnector(limit=0)
@@ -310,6 +388,7 @@ async def idle_sockets(base_url: str, jwt: str, count: int, pid: int | None) -> 
             await asyncio.sleep(0.1)
         await asyncio.sleep(2.0)  # let the server settle before reading its RSS
         after = rss_mib(pid) if pid is not None else None
+        held = await hold() if hold is not None else None
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     per_socket = None
@@ -322,6 +401,7 @@ async def idle_sockets(base_url: str, jwt: str, count: int, pid: int | None) -> 
         "rssBeforeMiB": None if before is None else round(before, 1),
         "rssWithSocketsMiB": None if after is None else round(after, 1),
         "kibPerSocket": per_socket,
+        **({"held": held} if hold is not None else {}),
     }
 
 

@@ -82,6 +82,33 @@ def decode(secret: str, token: str) -> Claims:
         raise InvalidSession("invalid session token") from None
 
 
+class Verifier:
+    """``decode`` with a memory: a JWT whose signature and claims were checked once is not
+    parsed and verified again on every request of its session (an HMAC, two base64 and two
+    JSON parses each time); only its expiry is, against the clock, exactly as ``jwt.decode``
+    does it (expired once ``exp`` <= now). The same string is the same signed token, so
+    nothing is trusted that was not checked. Bounded: past ``capacity`` the oldest entry
+    goes."""
+
+    def __init__(self, secret: str, capacity: int = 4096) -> None:
+        self._secret = secret
+        self._capacity = capacity
+        self._known: dict[str, tuple[Claims, float]] = {}
+
+    def claims(self, token: str) -> Claims:
+        known = self._known.get(token)
+        if known is None:
+            claims = decode(self._secret, token)
+            if len(self._known) >= self._capacity:
+                del self._known[next(iter(self._known))]
+            known = (claims, claims.expires_at.timestamp())
+            self._known[token] = known
+        if known[1] <= time.time():
+            self._known.pop(token, None)
+            raise InvalidSession("session expired")
+        return known[0]
+
+
 def looks_like_jwt(token: str) -> bool:
     """Whether ``token`` has a JWT's shape (a readable header naming an algorithm), whatever
     its signature: used only to tell a caller which kind of token a route expects."""

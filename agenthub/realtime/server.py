@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import engineio.packet
-import socketio
 import tornado.web
 
 from agenthub.events import (
@@ -26,6 +25,7 @@ from agenthub.metrics import Metrics
 from agenthub.models import Message
 from agenthub.origins import cors_setting
 from agenthub.realtime.connections import SocketState
+from agenthub.realtime.fanout import DirectManager, DirectServer
 from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
@@ -79,7 +79,9 @@ class RealtimeServer:
         timeout = float(settings.presence_timeout_seconds)
         self.ping_interval = timeout / 3
         self.ping_timeout = timeout - self.ping_interval
-        self.sio = socketio.AsyncServer(
+        self.manager = DirectManager()
+        self.sio = DirectServer(
+            client_manager=self.manager,
             async_mode="tornado",
             cors_allowed_origins=cors_setting(settings.allowed_origins),
             ping_interval=self.ping_interval,

@@ -18,6 +18,7 @@ import socketio
 from agenthub.actors import Principal
 from agenthub.realtime import NAMESPACE
 from agenthub.realtime.connections import Connections, SocketState
+from agenthub.realtime.fanout import DirectManager
 from agenthub.realtime.presence import Presence
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.transport import name_connection
@@ -49,6 +50,10 @@ class LiveSockets:
         )
         self.connections.add(state)
         self.presence.add_socket(sid, principal.agent_id)
+        if isinstance(self._sio.manager, DirectManager):
+            eio_sid = self._sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+            if eio_sid is not None:
+                self._sio.manager.attach(eio_sid, environ)
         self.refreshed(state)
         return state
 

@@ -22,7 +22,8 @@ from typing import Any
 import socketio
 import tornado.web
 import tornado.websocket
-from tornado.websocket import WebSocketClosedError
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketProtocol13
 
 log = logging.getLogger("agenthub.realtime")
 
@@ -137,7 +138,7 @@ def handler_class(
             if behind + size > max_buffer_bytes:
                 self._cut_off_slow_consumer(behind + size)
                 raise WebSocketClosedError()
-            written: asyncio.Future[None] = super().write_message(message, binary)
+            written = self._write_frame(message, binary)
             self._unsent += size
             self._frames.append(size)
             written.add_done_callback(self._written)
@@ -147,6 +148,30 @@ def handler_class(
                 # transport and reconnect by themselves (to the next process).
                 self.close(_RESTARTING, "the server is restarting")
             return written
+
+        def _write_frame(
+            self, message: bytes | str | dict[str, Any], binary: bool
+        ) -> asyncio.Future[None]:
+            """Tornado's ``write_message`` without the task it wraps every write's future in
+            (to turn ``StreamClosedError`` into ``WebSocketClosedError``): one task per frame,
+            on every delivery. Nobody awaits these futures but ``_written``, which only
+            counts bytes. Compression is off (``get_compression_options``)."""
+            conn = self.ws_connection
+            if (
+                not isinstance(conn, WebSocketProtocol13)
+                or conn._compressor is not None
+                or isinstance(message, dict)
+            ):
+                written: asyncio.Future[None] = super().write_message(message, binary)
+                return written
+            if conn.is_closing():
+                raise WebSocketClosedError()
+            data = message.encode() if isinstance(message, str) else message
+            conn._message_bytes_out += len(data)
+            try:
+                return conn._write_frame(True, 0x2 if binary else 0x1, data)
+            except StreamClosedError:
+                raise WebSocketClosedError() from None
 
         def _written(self, written: asyncio.Future[None]) -> None:
             if not written.cancelled():

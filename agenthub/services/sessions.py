@@ -67,6 +67,7 @@ class SessionService:
         self._hasher = hasher
         self._bus = bus
         self._secret = jwt_secret
+        self._verifier = jwt_tokens.Verifier(jwt_secret)
         self._ttl = ttl_seconds
         self._logins = login_limits
         self._cache = cache if cache is not None else SessionCache()
@@ -150,7 +151,7 @@ class SessionService:
         if session_jwt.startswith(f"{api_tokens.TOKEN_SCHEME}_"):
             raise Unauthorized(_WRONG_KIND_FOR_CALLS)
         try:
-            return jwt_tokens.decode(self._secret, session_jwt)
+            return self._verifier.claims(session_jwt)
         except jwt_tokens.InvalidSession as exc:
             raise Unauthorized(str(exc)) from None
 

@@ -160,3 +160,58 @@ def test_sub_that_is_not_a_uuid_is_rejected():
 def test_garbage_is_rejected(token):
     with pytest.raises(InvalidSession):
         jwt_tokens.decode(SECRET, token)
+
+
+# --- Verifier: decode once per token string -------------------------------------------------
+
+
+def test_verifier_checks_a_token_once_then_answers_from_memory(monkeypatch):
+    token, _ = jwt_tokens.issue(
+        SECRET, agent_id=AGENT, role="agent", token_prefix="a" * 12, ttl_seconds=60
+    )
+    calls: list[str] = []
+    real = jwt.decode
+
+    def counting(t: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(t)
+        return real(t, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    verifier = jwt_tokens.Verifier(SECRET)
+    first = verifier.claims(token)
+    assert verifier.claims(token) == first
+    assert first.agent_id == AGENT
+    assert calls == [token]
+
+
+def test_verifier_refuses_what_decode_refuses_and_remembers_none_of_it():
+    verifier = jwt_tokens.Verifier(SECRET)
+    wrong_key = forge({"alg": "HS256", "typ": "JWT"}, claims(), key="x" * 64)
+    for _ in range(2):
+        with pytest.raises(InvalidSession, match="invalid session token"):
+            verifier.claims(wrong_key)
+    assert verifier._known == {}
+
+
+def test_verifier_refuses_a_remembered_token_once_it_expires(monkeypatch):
+    token = forge({"alg": "HS256", "typ": "JWT"}, claims(exp=int(time.time()) + 30))
+    verifier = jwt_tokens.Verifier(SECRET)
+    verifier.claims(token)
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(InvalidSession, match="session expired"):
+        verifier.claims(token)
+    assert token not in verifier._known
+
+
+def test_verifier_forgets_the_oldest_past_its_capacity():
+    verifier = jwt_tokens.Verifier(SECRET, capacity=2)
+    tokens = [
+        jwt_tokens.issue(
+            SECRET, agent_id=AGENT, role="agent", token_prefix="a" * 12, ttl_seconds=60
+        )[0]
+        for _ in range(3)
+    ]
+    for token in tokens:
+        verifier.claims(token)
+    assert list(verifier._known) == tokens[1:]
