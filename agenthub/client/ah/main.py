@@ -249,6 +249,8 @@ def run_mcp(config: Config, out: Output) -> int:
     """``ah mcp``: the MCP server (agenthub.client.mcp, needs the ``mcp`` extra) on stdio."""
     try:
         module: Any = importlib.import_module("agenthub.client.mcp")
+        # run() imports the SDK lazily: load it here, where a missing extra is explained.
+        importlib.import_module("agenthub.client.mcp.server")
     except ModuleNotFoundError as exc:
         name = exc.name or ""
         if name == "mcp" or name.startswith(("mcp.", "agenthub.client.mcp")):
