@@ -250,7 +250,7 @@ def run_mcp(config: Config, out: Output) -> int:
     try:
         module: Any = importlib.import_module("agenthub.client.mcp")
         # run() imports the SDK lazily: load it here, where a missing extra is explained.
-        importlib.import_module("agenthub.client.mcp.server")
+        importlib.import_module("mcp")
     except ModuleNotFoundError as exc:
         name = exc.name or ""
         if name == "mcp" or name.startswith(("mcp.", "agenthub.client.mcp")):
