@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -19,6 +20,8 @@ from marshmallow import fields as mf
 EX_CONFIG = 78
 
 SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password", "metrics_token"})
+# Settings whose value may embed a password (redis://:PASSWORD@host): shown without it.
+URL_SETTINGS = frozenset({"redis_url"})
 
 # Variables that used to mean something: accepted whatever their value, ignored, and warned
 # about at start (a config file written for an older version must not stop the service).
@@ -139,6 +142,17 @@ class SettingsSchema(Schema):
     )
     MAX_WAITERS = mf.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
     MAX_WAIT_SECONDS = mf.Integer(load_default=60, validate=validate.Range(min=1, max=60))
+    # Several processes sharing one Redis: unset = one process, Redis never touched.
+    REDIS_URL = mf.String(
+        load_default="",
+        validate=validate.Regexp(
+            r"^$|^(redis|rediss|unix)://", error="must start with redis://, rediss:// or unix://"
+        ),
+    )
+    # Channel and key names of this deployment in Redis (two deployments may share one Redis).
+    REDIS_PREFIX = mf.String(
+        load_default="agenthub", validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$")
+    )
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -180,6 +194,8 @@ class Settings:
     socket_max_buffer_bytes: int
     max_waiters: int
     max_wait_seconds: int
+    redis_url: str = ""
+    redis_prefix: str = "agenthub"
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""
@@ -217,10 +233,21 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_SETTINGS:
                 value = "********" if value else ""
+            elif f.name in URL_SETTINGS and value:
+                value = _without_password(value)
             elif isinstance(value, tuple):
                 value = ",".join(value)
             out[f.name.upper()] = value
         return out
+
+
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}********@{host}"))
 
 
 def _quote_dsn(value: str) -> str:

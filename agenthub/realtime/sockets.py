@@ -118,10 +118,25 @@ class LiveSockets:
         return self.presence.leave(sid, room_id)
 
     async def send(
-        self, to: str | list[str], event: str, payload: dict[str, Any], skip: Sequence[str] = ()
+        self,
+        to: str | list[str],
+        event: str,
+        payload: dict[str, Any],
+        skip: Sequence[str] = (),
+        *,
+        here_only: bool = False,
     ) -> None:
-        """``event`` to sockets (sids) or to everyone in rooms (room ids), but ``skip``."""
-        await self._sio.emit(event, payload, to=to, skip_sid=list(skip), namespace=NAMESPACE)
+        """``event`` to sockets (sids) or to everyone in rooms (room ids), but ``skip``.
+        ``here_only``: to this process's sockets alone, for an event every process hears and
+        sends to its own sockets (agenthub.scaleout); without REDIS_URL it changes nothing."""
+        await self._sio.emit(
+            event,
+            payload,
+            to=to,
+            skip_sid=list(skip),
+            namespace=NAMESPACE,
+            ignore_queue=here_only,
+        )
 
     def sockets_in(self, room_id: uuid.UUID, agents: Iterable[uuid.UUID]) -> list[str]:
         """The sockets of ``agents`` that are in the room."""
