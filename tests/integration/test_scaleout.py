@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -79,6 +80,10 @@ def _add(owner, room: dict[str, object], *agents) -> None:
     for agent in agents:
         resp = owner.api.post(f"/api/v1/rooms/{room['id']}/members", {"agentId": agent.id})
         assert resp.status == 201, resp.text
+
+
+def _heard(sock: Socket, room_id: str, count: int) -> bool:
+    return len(sock.bodies(room_id)) >= count
 
 
 def _api(srv: Server, agent):
@@ -173,7 +178,7 @@ def test_seq_order_holds_when_posts_alternate_between_processes(three, make_agen
             await asyncio.gather(via_rest(), via_socket())
             total = 2 * per_sender
             for sock in receivers:
-                await sock.wait_until(lambda s=sock: len(s.bodies(room["id"])) >= total)
+                await sock.wait_until(functools.partial(_heard, sock, str(room["id"]), total))
                 seqs = [m["seq"] for m in sock.events["message:new"] if m["roomId"] == room["id"]]
                 assert seqs == list(range(1, total + 1))
         finally:
