@@ -252,6 +252,8 @@ async def serve(settings: Settings) -> int:
     await auth_listener.stop()
     if relay is not None:
         await relay.stop()
+    if realtime is not None:
+        await realtime.stop()
     await services.close()
     log.info("stopped")
     return 0

@@ -4,6 +4,7 @@ Tornado app on the REST port, drained on shutdown."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import engineio.packet
@@ -30,6 +31,7 @@ from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.revalidation import SessionRevalidator
+from agenthub.realtime.shared_presence import SharedPresence
 from agenthub.realtime.sockets import LiveSockets
 from agenthub.realtime.transport import SOCKETIO_PATH, Websockets, handler_class
 from agenthub.services.registry import Services
@@ -108,6 +110,13 @@ class RealtimeServer:
         )
         self.connections = self.sockets.connections
         self.presence = self.sockets.presence
+        self.shared_presence: SharedPresence | None = None
+        if settings.redis_url:
+            self.shared_presence = SharedPresence(
+                settings.redis_url, settings.redis_prefix, timeout, self._offline_elsewhere
+            )
+            self.sockets.shared = self.shared_presence
+            services.rooms.set_online_lookup(self._online_anywhere)
         self.sio.register_namespace(AgentsNamespace(services, self.sockets, self._observe_event))
         self.revalidator = SessionRevalidator(
             self.connections, services.sessions.standing, self.end_session
@@ -137,12 +146,29 @@ class RealtimeServer:
         if not up and self.metrics is not None:
             self.metrics.redis_connection_lost()
 
+    async def _offline_elsewhere(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+        """A dead process's agent is offline now (shared presence's sweep)."""
+        await self.sockets.announce(room_id, agent_id, "offline")
+
+    async def _online_anywhere(self, room_id: uuid.UUID, agents: list[uuid.UUID]) -> set[uuid.UUID]:
+        assert self.shared_presence is not None
+        return await self.shared_presence.online(
+            room_id, agents, lambda agent: self.presence.is_online(room_id, agent)
+        )
+
     def start(self) -> None:
         """Start the manager now (python-socketio would at the first handshake), so its Redis
         subscription, when REDIS_URL is set, is in force and reported from the start."""
         if not self.sio.manager_initialized:
             self.sio.manager_initialized = True
             self.manager.initialize()
+        if self.shared_presence is not None:
+            self.shared_presence.start()
+
+    async def stop(self) -> None:
+        """After ``close``: this process no longer counts as alive for shared presence."""
+        if self.shared_presence is not None:
+            await self.shared_presence.stop()
 
     @property
     def redis_listening(self) -> bool | None:

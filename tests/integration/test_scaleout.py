@@ -353,3 +353,92 @@ def test_redis_restart_posts_still_commit_and_delivery_resumes(
 
             run(scenario())
         proc.kill()
+
+
+# --- presence --------------------------------------------------------------------------------
+
+
+def _presence(sock: Socket, agent_id: str, status: str) -> bool:
+    return any(
+        p["agentId"] == agent_id and p["status"] == status for p in sock.events["presence:update"]
+    )
+
+
+def _online_in_listing(srv: Server, viewer, room_id: str, agent_id: str) -> bool:
+    resp = srv.api(viewer.jwt).get(f"/api/v1/rooms/{room_id}/members")
+    assert resp.status == 200, resp.text
+    return any(m["agentId"] == agent_id and m["online"] for m in resp.body["members"])
+
+
+def test_an_agent_is_online_while_any_of_its_sockets_on_any_process_is(
+    three, make_agent, make_room
+):
+    a, b, c = three
+    alice, watcher = make_agent(), make_agent()
+    room = make_room(watcher)
+    _add(watcher, room, alice)
+
+    async def scenario() -> None:
+        seen = Socket(c.base_url)
+        on_a, on_b = Socket(a.base_url), Socket(b.base_url)
+        try:
+            await seen.connect(watcher.jwt)
+            await on_a.connect(alice.jwt)
+            await seen.wait_until(lambda: _presence(seen, alice.id, "online"))
+            await on_b.connect(alice.jwt)
+            assert await blocking(_online_in_listing, c, watcher, room["id"], alice.id)
+            await on_a.close()
+            # Still on B: no offline, and C's listing says online.
+            await asyncio.sleep(1.0)
+            assert not _presence(seen, alice.id, "offline")
+            assert await blocking(_online_in_listing, c, watcher, room["id"], alice.id)
+            await on_b.close()
+            await seen.wait_until(lambda: _presence(seen, alice.id, "offline"))
+            assert not await blocking(_online_in_listing, c, watcher, room["id"], alice.id)
+            online = [p for p in seen.events["presence:update"] if p["agentId"] == alice.id]
+            assert [p["status"] for p in online] == ["online", "offline"]
+        finally:
+            for sock in (seen, on_a, on_b):
+                await sock.close()
+
+    run(scenario())
+
+
+def test_a_killed_process_leaves_no_ghost_presence(database, tmp_path, make_agent, make_room):
+    _require_redis()
+    alice, watcher = make_agent(), make_agent()
+    room = make_room(watcher)
+    _add(watcher, room, alice)
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    # A short heartbeat window keeps the test short; the mechanism is the 30 s one's.
+    env = dict(
+        database.env, REDIS_URL=SHARED_REDIS, REDIS_PREFIX=prefix, PRESENCE_TIMEOUT_SECONDS="6"
+    )
+    doomed = start_server(env, tmp_path / "doomed.log")
+    survivor = start_server(env, tmp_path / "survivor.log")
+    try:
+
+        async def scenario() -> None:
+            seen, ghost = Socket(survivor.base_url), Socket(doomed.base_url)
+            try:
+                await seen.connect(watcher.jwt)
+                await ghost.connect(alice.jwt)
+                await seen.wait_until(lambda: _presence(seen, alice.id, "online"))
+                doomed.process.kill()  # no goodbye: the socket is never closed cleanly
+                doomed.process.wait()
+                started = time.monotonic()
+                await seen.wait_until(lambda: _presence(seen, alice.id, "offline"), within=30)
+                # Within the window (6 s TTL, swept every 2 s), with room for a slow box.
+                assert time.monotonic() - started < 20
+                assert not await blocking(
+                    _online_in_listing, survivor, watcher, room["id"], alice.id
+                )
+            finally:
+                await seen.close()
+                await ghost.close()
+
+        run(scenario())
+    finally:
+        if doomed.process.poll() is None:
+            doomed.process.kill()
+        assert stop_server(survivor) == 0
