@@ -207,6 +207,10 @@ class RedisDirectManager(socketio.AsyncRedisManager, DirectManager):  # type: ig
     async def _publish(self, data: Any) -> Any:
         # One attempt, bounded: an emit must not hang on an unreachable Redis (the sockets of
         # other processes then miss it and catch up by seq); the library logs each failure.
+        if not self.listening:
+            # The subscription is down, so Redis is: skip rather than wait on every emit
+            # (the other processes' sockets miss it, as they would anyway, and catch up by seq).
+            return None
         for attempt in (1, 2):  # the second on a new connection (Redis may have restarted)
             if not self.connected:  # type: ignore[has-type]
                 self._redis_connect()

@@ -113,7 +113,11 @@ class RealtimeServer:
         self.shared_presence: SharedPresence | None = None
         if settings.redis_url:
             self.shared_presence = SharedPresence(
-                settings.redis_url, settings.redis_prefix, timeout, self._offline_elsewhere
+                settings.redis_url,
+                settings.redis_prefix,
+                timeout,
+                self._offline_elsewhere,
+                self.presence.entries,
             )
             self.sockets.shared = self.shared_presence
             services.rooms.set_online_lookup(self._online_anywhere)

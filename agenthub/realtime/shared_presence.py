@@ -12,8 +12,10 @@ A process that dies without a word (kill -9, a lost host) leaves its ids behind:
 process sweeps, at the same pace, the entries of processes whose key has expired, announcing
 offline where the set empties. So a ghost lasts at most about one and a third timeouts.
 
-Redis unavailable: each answer falls back to this process's own table (a duplicate or missed
-``presence:update`` at worst; the member list's ``online`` then reflects this process only).
+After a Redis restart that lost the data, each process puts its own presence back at its
+next heartbeat. Redis unavailable: each answer falls back to this process's own table (a
+duplicate or missed ``presence:update`` at worst; the member list's ``online`` then reflects
+this process only).
 """
 
 from __future__ import annotations
@@ -55,8 +57,16 @@ Announce = Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]
 
 
 class SharedPresence:
-    def __init__(self, url: str, prefix: str, timeout: float, announce_offline: Announce) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        timeout: float,
+        announce_offline: Announce,
+        here: Callable[[], list[tuple[uuid.UUID, uuid.UUID]]],
+    ) -> None:
         self.process = uuid.uuid4().hex
+        self._here = here  # (room, agent) online on this process, to restore after a restart
         self._prefix = prefix
         self._timeout = timeout
         self._announce_offline = announce_offline
@@ -128,17 +138,32 @@ class SharedPresence:
 
     async def _heartbeat(self) -> None:
         interval = self._timeout / 3
+        first = True
         while True:
             try:
                 ttl = max(1, round(self._timeout))
-                await self._redis.set(self._alive(self.process), "1", ex=ttl)
+                previous = await self._redis.set(self._alive(self.process), "1", ex=ttl, get=True)
                 await self._redis.sadd(self._processes, self.process)
+                if previous is None and not first:
+                    await self.restore()
+                first = False
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.debug("presence heartbeat failed: %s", exc)
             await asyncio.sleep(interval)
+
+    async def restore(self) -> None:
+        """Our key was gone (Redis restarted without its data, or was cut off longer than the
+        timeout): put this process's presence back."""
+        entries = self._here()
+        log.info("restoring %d presence entries in redis", len(entries))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id, agent_id in entries:
+                pipe.sadd(self._key(room_id, agent_id), self.process)
+                pipe.sadd(self._held(self.process), f"{room_id}:{agent_id}")
+            await pipe.execute()
 
     async def sweep(self) -> None:
         """Take the entries of processes that stopped renewing their key offline."""

@@ -46,7 +46,11 @@ def _require_redis() -> None:
 
 @contextlib.contextmanager
 def cluster(
-    database: ScratchDatabase, log_dir: Path, count: int, redis_url: str = SHARED_REDIS
+    database: ScratchDatabase,
+    log_dir: Path,
+    count: int,
+    redis_url: str = SHARED_REDIS,
+    **extra: str,
 ) -> Iterator[list[Server]]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     servers: list[Server] = []
@@ -58,6 +62,7 @@ def cluster(
                 REDIS_PREFIX=prefix,
                 SOCKET_EVENTS_PER_SECOND="10000",  # the order test sends as fast as it can
                 SOCKET_BURST="10000",
+                **extra,
             )
             servers.append(start_server(env, log_dir / f"agenthub-{i}.log"))
         yield servers
@@ -312,7 +317,8 @@ def test_redis_restart_posts_still_commit_and_delivery_resumes(
     _add(alice, room, bob)
     with own_redis(tmp_path) as (binary, port, proc):
         url = f"redis://127.0.0.1:{port}/0"
-        with cluster(database, tmp_path, 2, redis_url=url) as (a, b):
+        # A short presence timeout: the heartbeat that restores presence comes every 2 s.
+        with cluster(database, tmp_path, 2, url, PRESENCE_TIMEOUT_SECONDS="6") as (a, b):
 
             async def scenario() -> None:
                 nonlocal proc
@@ -348,6 +354,11 @@ def test_redis_restart_posts_still_commit_and_delivery_resumes(
                     # What B's socket missed live it gets by seq, as after any gap.
                     synced = ok(await on_b.call("room:sync", {"roomId": room["id"], "afterSeq": 1}))
                     assert [m["body"] for m in synced["messages"]] == ["during", "after"]
+                    # Redis came back empty; B put bob's presence back: A's listing sees it.
+                    deadline = time.monotonic() + 15
+                    while not await blocking(_online_in_listing, a, alice, room["id"], bob.id):
+                        assert time.monotonic() < deadline, "presence not restored"
+                        await asyncio.sleep(0.2)
                 finally:
                     await on_b.close()
 
