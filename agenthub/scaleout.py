@@ -273,6 +273,8 @@ def decode_event(data: dict[str, Any]) -> Event:
 class _Room:
     next_seq: int | None = None  # the seq to hand on next (None: none heard yet)
     held: dict[int, MessagePosted] = dataclasses.field(default_factory=dict)
+    # News about a seq not handed on yet (a redaction): after that seq, in arrival order.
+    after: list[tuple[int, Event]] = dataclasses.field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     filling: bool = False
 
@@ -304,12 +306,34 @@ class SeqOrder:
         self._release(room)
         self._arm(message.room_id, room)
 
+    def offer_after(self, room_id: uuid.UUID, seq: int, event: Event) -> None:
+        """Hand ``event`` on once the message ``seq`` of the room has been (at once if it
+        has, or if this process is not ordering that room)."""
+        room = self._rooms.get(room_id)
+        if room is None or (room.next_seq is not None and seq < room.next_seq):
+            self._emit(event)
+        else:
+            room.after.append((seq, event))
+
     def _release(self, room: _Room) -> None:
         if room.next_seq is None:
             return
         while room.next_seq in room.held:
             self._emit(room.held.pop(room.next_seq))
             room.next_seq += 1
+            self._release_after(room)
+        self._release_after(room)
+
+    def _release_after(self, room: _Room) -> None:
+        if not room.after or room.next_seq is None:
+            return
+        waiting = []
+        for seq, event in room.after:
+            if seq < room.next_seq:
+                self._emit(event)
+            else:
+                waiting.append((seq, event))
+        room.after = waiting
 
     def _arm(self, room_id: uuid.UUID, room: _Room) -> None:
         if not room.held:
@@ -436,6 +460,8 @@ class EventRelay:
     def _receive(self, event: Event) -> None:
         if isinstance(event, MessagePosted):
             self._order.offer(event)
+        elif isinstance(event, MessageRedacted):
+            self._order.offer_after(event.room_id, event.seq, event)
         else:
             self._ready_put(event)
 

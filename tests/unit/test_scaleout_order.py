@@ -130,3 +130,21 @@ def test_events_survive_the_wire_unchanged():
     ]
     for event in events:
         assert decode_event(encode_event(event)) == event
+
+
+def test_a_redaction_heard_before_its_message_waits_for_it():
+    async def scenario() -> None:
+        out: list[Event] = []
+        order = SeqOrder(out.append, None, gap_wait=5.0)
+        order.offer(_posted(1))
+        redacted = MessageRedacted(room_id=ROOM, seq=2)
+        order.offer_after(ROOM, 2, redacted)  # from a process faster than the poster's
+        assert redacted not in out
+        order.offer(_posted(2))
+        assert out[-1] == redacted and _seqs(out) == [1, 2]
+        late = MessageRedacted(room_id=ROOM, seq=1)
+        order.offer_after(ROOM, 1, late)  # its message was handed on: at once
+        assert out[-1] == late
+        order.close()
+
+    asyncio.run(scenario())
