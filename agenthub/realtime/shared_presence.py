@@ -75,6 +75,17 @@ class SharedPresence:
         self._depart = self._redis.register_script(_DEPART)
         self._sweep = self._redis.register_script(_SWEEP)
         self._task: asyncio.Task[None] | None = None
+        # After a failure, answers come from this process's table for a while: with Redis
+        # unreachable (not refusing), each call would otherwise wait for the connect timeout.
+        self._skip_until = 0.0
+
+    def _usable(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._skip_until
+
+    def _failed(self, exc: Exception) -> None:
+        if self._usable():
+            log.warning("presence in redis not updated (%s); this process's view only", exc)
+        self._skip_until = asyncio.get_running_loop().time() + 5.0
 
     def _key(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> str:
         return f"{self._prefix}:presence:{room_id}:{agent_id}"
@@ -91,20 +102,24 @@ class SharedPresence:
 
     async def arrived(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
         """The agent came online in the room on this process: True if nowhere else it is."""
+        if not self._usable():
+            return True
         try:
             keys = [self._key(room_id, agent_id), self._held(self.process)]
             return bool(await self._arrive(keys=keys, args=[self.process, f"{room_id}:{agent_id}"]))
         except Exception as exc:
-            log.warning("presence in redis not updated (%s); this process's view only", exc)
+            self._failed(exc)
             return True
 
     async def departed(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
         """The agent went offline in the room on this process: True if it is nowhere now."""
+        if not self._usable():
+            return True
         try:
             keys = [self._key(room_id, agent_id), self._held(self.process)]
             return bool(await self._depart(keys=keys, args=[self.process, f"{room_id}:{agent_id}"]))
         except Exception as exc:
-            log.warning("presence in redis not updated (%s); this process's view only", exc)
+            self._failed(exc)
             return True
 
     async def online(
@@ -113,13 +128,16 @@ class SharedPresence:
         """Which of ``agents`` are online in the room on any process (``here`` answers for
         this process alone when Redis does not)."""
         agents = list(agents)
+        if not self._usable():
+            return {agent for agent in agents if here(agent)}
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for agent_id in agents:
                     pipe.exists(self._key(room_id, agent_id))
                 found = await pipe.execute()
             return {agent for agent, count in zip(agents, found, strict=True) if count}
-        except Exception:
+        except Exception as exc:
+            self._failed(exc)
             return {agent for agent in agents if here(agent)}
 
     def start(self) -> None:
@@ -144,6 +162,7 @@ class SharedPresence:
                 ttl = max(1, round(self._timeout))
                 previous = await self._redis.set(self._alive(self.process), "1", ex=ttl, get=True)
                 await self._redis.sadd(self._processes, self.process)
+                self._skip_until = 0.0  # Redis answers again
                 if previous is None and not first:
                     await self.restore()
                 first = False
