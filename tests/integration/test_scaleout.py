@@ -251,6 +251,30 @@ def test_revoking_a_token_on_one_process_ends_its_sockets_on_the_others(three, m
     run(scenario())
 
 
+def test_disabling_an_agent_on_one_process_ends_its_sockets_on_the_others(three, admin, make_agent):
+    a, b, c = three
+    carol = make_agent()
+
+    async def scenario() -> None:
+        socks = [Socket(b.base_url), Socket(c.base_url)]
+        try:
+            for sock in socks:
+                await sock.connect(carol.jwt)
+            resp = await blocking(
+                a.api(admin.jwt).patch, f"/api/v1/agents/{carol.id}", {"disabled": True}
+            )
+            assert resp.status == 200, resp.text
+            for sock in socks:
+                revoked = await sock.wait_for("session:revoked")
+                assert revoked["code"] == "unauthorized"
+                await sock.wait_disconnected()
+        finally:
+            for sock in socks:
+                await sock.close()
+
+    run(scenario())
+
+
 # --- Redis going away ------------------------------------------------------------------------
 
 
