@@ -11,7 +11,7 @@ import tornado.web
 from agenthub.config import Settings
 from agenthub.metrics import Metrics
 from agenthub.origins import OriginPolicy
-from agenthub.ratelimit import RequestLimits
+from agenthub.ratelimit import RequestLimits, SharedRequestLimits
 
 # Browsers keep to HTTPS for a year once they saw it over HTTPS (ignored over plain HTTP).
 HSTS_VALUE = "max-age=31536000"
@@ -71,17 +71,28 @@ class HttpGuards:
     """Per-application HTTP state handed to every handler (never a module global)."""
 
     cors: CorsPolicy
-    requests: RequestLimits
+    requests: RequestLimits | SharedRequestLimits
     metrics: Metrics
     metrics_token: str
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> HttpGuards:
+        requests: RequestLimits | SharedRequestLimits
+        if settings.redis_url:
+            requests = SharedRequestLimits(
+                settings.redis_url,
+                settings.redis_prefix,
+                settings.rate_limit_anonymous_per_minute,
+                settings.rate_limit_agent_per_minute,
+                metrics.rate_limit_store_unavailable.inc,
+            )
+        else:
+            requests = RequestLimits(
+                settings.rate_limit_anonymous_per_minute, settings.rate_limit_agent_per_minute
+            )
         return cls(
             cors=CorsPolicy(settings.allowed_origins),
-            requests=RequestLimits(
-                settings.rate_limit_anonymous_per_minute, settings.rate_limit_agent_per_minute
-            ),
+            requests=requests,
             metrics=metrics,
             metrics_token=settings.metrics_token,
         )
