@@ -1,7 +1,8 @@
 """TLS served by AgentHub itself (TLS_CERT_FILE/TLS_KEY_FILE): REST over https and socket.io
 over wss, for clients that trust a throwaway CA made here; Strict-Transport-Security on every
 response with TLS (or with HSTS=1), never without; clear refusals at start for unusable files;
-the client library and `ah` trusting a private CA through AGENTHUB_CA_FILE."""
+the client library and `ah` trusting a private CA through AGENTHUB_CA_FILE, the Node client
+through NODE_EXTRA_CA_CERTS."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import socketio
 
 from agenthub.client import AsyncAgentHub, ConnectionFailed
 from tests.helpers import free_port
+from tests.integration.test_realtime_node import NODE, NODE_DIR
+from tests.integration.test_realtime_node import pytestmark as node_mark
 from tests.realtime_support import run
 from tests.servers import AGENTHUB, AgentCtx, ScratchDatabase
 from tests.tls_support import Pki, make_pki
@@ -248,3 +251,39 @@ def test_unusable_tls_settings_stop_the_start_with_one_clear_line(
     done = subprocess.run([AGENTHUB, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 78
     assert expected in done.stderr, done.stderr
+
+
+@node_mark
+def test_node_client_over_wss_trusts_the_ca_through_node_extra_ca_certs(
+    tls_server: int,
+    pki: Pki,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, object]],
+) -> None:
+    owner, agent = make_agent(), make_agent()
+    room = make_room(owner)
+    config = {
+        "url": f"https://127.0.0.1:{tls_server}",
+        "token": agent.jwt,
+        "via": "auth",
+        "transports": ["polling", "websocket"],
+        "roomId": room["id"],
+        "body": "node over wss",
+        "clientMsgId": str(uuid.uuid4()),
+    }
+    assert NODE is not None
+    env = {"AGENTHUB_NODE_TEST": json.dumps(config), "PATH": "/usr/bin:/bin"}
+
+    def node(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [NODE, str(NODE_DIR / "client.mjs"), "roundtrip"],
+            env=dict(env, **extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = node(NODE_EXTRA_CA_CERTS=str(pki.ca_file))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["send"]["ok"] is True and result["live"] == result["send"]["message"]
