@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import socketio
 
@@ -29,6 +31,7 @@ from tests.integration.test_realtime_node import pytestmark as node_mark
 from tests.integration.test_realtime_node import run_node
 from tests.realtime_support import run
 from tests.servers import AgentCtx, ScratchDatabase
+from tests.tls_support import Pki, make_pki
 from tests.workers_support import Workers, start_workers
 
 HAPROXY = shutil.which("haproxy") or (
@@ -50,6 +53,10 @@ defaults
 frontend agenthub
     bind 127.0.0.1:{port}
     default_backend workers
+frontend agenthub_tls
+    bind 127.0.0.1:{tls_port} ssl crt {pem}
+    http-response set-header Strict-Transport-Security "max-age=31536000"
+    default_backend workers
 backend workers
     balance source
     hash-type consistent
@@ -64,6 +71,8 @@ backend workers
 @dataclass
 class Balancer:
     port: int
+    tls_port: int
+    pki: Pki
     stats: Path
     process: subprocess.Popen[bytes]
     workers: Workers
@@ -71,6 +80,10 @@ class Balancer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
 
     def server_states(self) -> dict[str, str]:
         with socket.socket(socket.AF_UNIX) as sock:
@@ -92,18 +105,23 @@ def balancer(
     assert HAPROXY is not None
     directory = tmp_path_factory.mktemp("haproxy")
     workers = start_workers(database.env, 2, directory / "workers.log")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
+    pki = make_pki(directory)
+    pem = directory / "haproxy.pem"  # HAProxy's crt: the certificate, then its key
+    pem.write_bytes(pki.cert_file.read_bytes() + pki.key_file.read_bytes())
     servers = "\n".join(
         f"    server w{i} 127.0.0.1:{p} cookie w{i}" for i, p in enumerate(workers.ports)
     )
     config = directory / "haproxy.cfg"
     stats = directory / "stats.sock"
-    config.write_text(CONFIG.format(stats=stats, port=port, servers=servers))
+    config.write_text(
+        CONFIG.format(stats=stats, port=port, tls_port=tls_port, pem=pem, servers=servers)
+    )
     check = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     log = (directory / "haproxy.log").open("wb")
     proc = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=log, stderr=log)
-    lb = Balancer(port, stats, proc, workers)
+    lb = Balancer(port, tls_port, pki, stats, proc, workers)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -165,12 +183,23 @@ def test_the_cookie_pins_a_polling_session_to_its_worker(
 
 
 def _python_roundtrip(
-    balancer: Balancer, agent: AgentCtx, room_id: str, transports: list[str] | None
+    balancer: Balancer,
+    agent: AgentCtx,
+    room_id: str,
+    transports: list[str] | None,
+    *,
+    tls: bool = False,
 ) -> tuple[dict[str, object], str]:
     body = f"through haproxy {uuid.uuid4().hex}"
 
     async def scenario() -> tuple[dict[str, object], str]:
-        sio = socketio.AsyncClient(reconnection=False)
+        if tls:
+            trust = ssl.create_default_context(cafile=str(balancer.pki.ca_file))
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as http:
+                return await talk(socketio.AsyncClient(reconnection=False, http_session=http))
+        return await talk(socketio.AsyncClient(reconnection=False))
+
+    async def talk(sio: socketio.AsyncClient) -> tuple[dict[str, object], str]:
         heard: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
 
         async def on_message(message: dict[str, object]) -> None:
@@ -179,7 +208,7 @@ def _python_roundtrip(
 
         sio.on("message:new", on_message, namespace="/agents")
         await sio.connect(
-            balancer.url,
+            balancer.tls_url if tls else balancer.url,
             namespaces=["/agents"],
             transports=transports,
             auth={"token": agent.jwt},
@@ -247,6 +276,29 @@ def test_node_client_sends_and_hears_through_the_balancer(
     assert result["connected"]["agentId"] == agent.id
     send = result["send"]
     assert send["ok"] is True and result["live"] == send["message"]
+
+
+def test_haproxy_terminates_tls_and_sends_hsts(
+    balancer: Balancer,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, object]],
+) -> None:
+    agent = make_agent()
+    room = make_room(agent)
+    # The default client (polling, then the upgrade to wss) through the https frontend.
+    _, transport = _python_roundtrip(balancer, agent, str(room["id"]), None, tls=True)
+    assert transport == "websocket"
+    trust = ssl.create_default_context(cafile=str(balancer.pki.ca_file))
+    conn = http.client.HTTPSConnection("127.0.0.1", balancer.tls_port, context=trust, timeout=10)
+    conn.request("GET", "/healthz")
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 200
+    assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"
+    # Plain http (the workers speak it, without HSTS=1) carries none.
+    _, headers, _ = _request(balancer, "GET", "/healthz")
+    assert "strict-transport-security" not in headers
 
 
 def test_a_worker_down_is_taken_out_and_back_by_health_checks(balancer: Balancer) -> None:
