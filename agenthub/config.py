@@ -78,6 +78,21 @@ class _Origins(mf.Field[tuple[str, ...]]):
         return items
 
 
+class _Networks(mf.Field[tuple[str, ...]]):
+    """Comma-separated addresses or CIDR blocks (``127.0.0.1,10.0.0.0/24``)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
+        items = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValidationError(f"bad address or CIDR {item!r}") from exc
+        return items
+
+
 class SettingsSchema(Schema):
     """Environment variable name -> typed setting. Keys are the variable names."""
 
@@ -157,6 +172,7 @@ class SettingsSchema(Schema):
     TLS_CERT_FILE = mf.String(load_default="")
     TLS_KEY_FILE = mf.String(load_default="")
     HSTS = _Bool(load_default=False)
+    TRUSTED_PROXIES = _Networks(load_default=())
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -204,6 +220,7 @@ class Settings:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     hsts: bool = False
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def tls(self) -> bool:

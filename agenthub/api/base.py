@@ -148,7 +148,11 @@ class BaseHandler(tornado.web.RequestHandler):
             if agent_id is not None:
                 await self.guards.requests.admit_agent(agent_id)
                 return
-        await self.guards.requests.admit_address(self.request.remote_ip or "unknown")
+        await self.guards.requests.admit_address(self.client_address())
+
+    def client_address(self) -> str:
+        """Whom a per-address limit charges: the TCP peer, or the client behind a trusted proxy."""
+        return self.guards.client_address.of(self.request)
 
     def _signed_agent_id(self) -> str | None:
         try:

@@ -61,6 +61,7 @@ backend workers
     balance source
     hash-type consistent
     cookie AH_SRV insert indirect nocache
+    option forwardfor
     option httpchk GET /readyz
     http-check expect status 200
     default-server check inter 1s fall 2 rise 1
@@ -104,7 +105,9 @@ def balancer(
 ) -> Iterator[Balancer]:
     assert HAPROXY is not None
     directory = tmp_path_factory.mktemp("haproxy")
-    workers = start_workers(database.env, 2, directory / "workers.log")
+    # The workers believe X-Forwarded-For from the balancer (on 127.0.0.1) only.
+    env = dict(database.env, TRUSTED_PROXIES="127.0.0.1")
+    workers = start_workers(env, 2, directory / "workers.log")
     port, tls_port = free_port(), free_port()
     pki = make_pki(directory)
     pem = directory / "haproxy.pem"  # HAProxy's crt: the certificate, then its key
@@ -299,6 +302,37 @@ def test_haproxy_terminates_tls_and_sends_hsts(
     # Plain http (the workers speak it, without HSTS=1) carries none.
     _, headers, _ = _request(balancer, "GET", "/healthz")
     assert "strict-transport-security" not in headers
+
+
+def _post_from(source: str, port: int, headers: dict[str, str]) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    conn.request("POST", "/api/v1/sessions", headers=headers)
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_workers_see_the_client_address_through_the_balancer_only(
+    balancer: Balancer, sql: Callable[..., list[tuple[object, ...]]]
+) -> None:
+    def failed_logins(address: str) -> int:
+        rows = sql(
+            "SELECT count(*) FROM audit_events WHERE type = 'login-failed' "
+            "AND payload->>'address' = %s",
+            address,
+        )
+        return int(str(rows[0][0]))
+
+    bad = {"Authorization": "Bearer agt_not-a-token"}
+    # Through HAProxy (option forwardfor): charged and audited to the real client.
+    assert _post_from("127.0.0.91", balancer.port, bad) == 401
+    assert failed_logins("127.0.0.91") == 1
+    # Straight to a worker from an address that is no trusted proxy: its X-Forwarded-For is
+    # anyone's word, ignored.
+    spoofed = dict(bad, **{"X-Forwarded-For": "10.9.9.9"})
+    assert _post_from("127.0.0.92", balancer.workers.ports[0], spoofed) == 401
+    assert failed_logins("127.0.0.92") == 1
+    assert failed_logins("10.9.9.9") == 0
 
 
 def test_a_worker_down_is_taken_out_and_back_by_health_checks(balancer: Balancer) -> None:
