@@ -403,9 +403,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "listAudit",
         "The audit trail, newest first (admin)",
         {200: wire.AuditPageSchema},
-        (400, *_AUTH_ERRORS),
-        query=("type", "limit", "cursor"),
+        (400, 404, *_AUTH_ERRORS),
+        query=(
+            "type",
+            (
+                "agent",
+                {
+                    "type": "string",
+                    "pattern": REF_PATTERN,
+                    "description": "only events attributed to this agent: id, name, or me",
+                },
+            ),
+            "limit",
+            "cursor",
+        ),
         tags=["audit"],
+        description="agent: an unknown name is a 404; an unknown id matches nothing.",
     ),
 }
 
