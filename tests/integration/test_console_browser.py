@@ -1,0 +1,246 @@
+"""The web console in a real headless Chromium (Debian's ``chromium``, driven by Playwright for
+Python) against the real server: sign in, a room live, threads, mentions, read marks, search,
+admin tokens, and neither console errors nor CSP violations on the way.
+
+Skipped without chromium or playwright; .ci/run installs both and sets
+AGENTHUB_REQUIRE_CHROMIUM=1, which turns the skip into a failure."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser_support import MISSING_REASON, Watched, chromium, sign_in, watched_page
+from tests.servers import AgentCtx, Server
+
+pytestmark = pytest.mark.skipif(bool(MISSING_REASON), reason=MISSING_REASON)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Watched]:
+    w = watched_page(browser, viewport={"width": 1200, "height": 800})
+    yield w
+    w.page.context.close()
+
+
+def _room_with(
+    make_room: Callable[..., dict[str, Any]], owner: AgentCtx, *others: AgentCtx
+) -> dict[str, Any]:
+    room = make_room(owner)
+    for other in others:
+        joined = other.api.post(f"/api/v1/rooms/{room['id']}/members")
+        assert joined.status == 201, joined.text
+    return room
+
+
+def _post(agent: AgentCtx, room: dict[str, Any], body: str, **extra: Any) -> dict[str, Any]:
+    resp = agent.api.post(f"/api/v1/rooms/{room['id']}/messages", {"body": body, **extra})
+    assert resp.status == 201, resp.text
+    return dict(resp.body)
+
+
+def _open_room(w: Watched, room: dict[str, Any]) -> None:
+    w.page.click(f"a.room[data-room='{room['slug']}']")
+    w.page.wait_for_selector("main[data-ready=true] .room-head")
+
+
+def test_a_message_posted_over_rest_appears_live_and_a_reply_goes_into_its_thread(
+    server: Server,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, Any]],
+    page: Watched,
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    room = _room_with(make_room, alice, bob)
+    earlier = _post(bob, room, "before alice looked")
+    sign_in(page, server.base_url, alice.api_token)
+    unread = page.page.locator(f"a.room[data-room='{room['slug']}'] .badge")
+    assert unread.inner_text() == "1"
+    _open_room(page, room)
+    p = page.page
+    assert p.locator(f"#m-{earlier['seq']} .body").inner_text() == "before alice looked"
+
+    posted_at = time.monotonic()
+    live = _post(bob, room, "deploy is green, see https://example.com/build/412.")
+    p.locator(f"#m-{live['seq']}").wait_for(timeout=1000)
+    assert time.monotonic() - posted_at < 1.0
+    body = p.locator(f"#m-{live['seq']} .body")
+    assert body.inner_text() == "deploy is green, see https://example.com/build/412."
+    link = body.locator("a")
+    assert link.get_attribute("href") == "https://example.com/build/412"
+    assert link.get_attribute("rel") == "noopener noreferrer"
+
+    # Seen on screen: the read marker moves, the unread count goes.
+    deadline = time.monotonic() + 5
+    while alice.api.get(f"/api/v1/rooms/{room['id']}").body["unreadCount"] != 0:
+        assert time.monotonic() < deadline, "the console did not mark the room read"
+        time.sleep(0.1)
+
+    # Reply in the thread beside the message, mentioning bob through the completion list.
+    p.click(f"#m-{live['seq']} button.reply")
+    thread_box = p.locator("aside.thread textarea")
+    thread_box.wait_for()
+    assert p.locator(f"aside.thread #t-{live['seq']}").is_visible()
+    thread_box.type(f"thanks @{bob.name[:8]}")
+    option = p.locator("aside.thread [role=option]").first
+    assert option.inner_text() == f"@{bob.name}"
+    thread_box.press("Tab")
+    thread_box.type("shipping it")
+    thread_box.press("Enter")
+    reply_el = p.locator("aside.thread li.msg").nth(1)
+    reply_el.wait_for()
+    listing = alice.api.get(f"/api/v1/rooms/{room['id']}/messages", params={"thread": live["seq"]})
+    reply = listing.body["messages"][-1]
+    assert reply["body"] == f"thanks @{bob.name} shipping it"
+    assert (reply["senderId"], reply["threadRoot"], reply["mentions"]) == (
+        alice.id,
+        live["seq"],
+        [bob.id],
+    )
+    p.locator(f"#m-{live['seq']} button.reply", has_text="1 reply").wait_for(timeout=2000)
+    # A reply stays out of the main timeline.
+    assert p.locator(f"#m-{reply['seq']}").count() == 0
+    page.assert_clean()
+
+
+def test_a_script_in_a_message_body_is_shown_as_text(
+    server: Server,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, Any]],
+    page: Watched,
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    room = _room_with(make_room, alice, bob)
+    evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    stored = _post(bob, room, evil, kind="task.review", data={"html": evil, "n": 1})
+    sign_in(page, server.base_url, alice.api_token)
+    _open_room(page, room)
+    msg = page.page.locator(f"#m-{stored['seq']}")
+    assert msg.locator(".body").inner_text() == evil
+    assert msg.locator("img, script").count() == 0
+    assert msg.locator(".kind").inner_text() == "task.review"
+    msg.locator("details.data summary").click()
+    assert '"n": 1' in msg.locator("details.data pre").inner_text()
+    live = _post(bob, room, evil)  # the live path renders the same way
+    page.page.locator(f"#m-{live['seq']} .body").wait_for()
+    assert page.page.locator(".messages img, .messages script").count() == 0
+    page.page.wait_for_timeout(200)
+    assert page.dialogs == []
+    page.assert_clean()
+
+
+def test_search_finds_a_message_and_jumps_to_it_in_its_room(
+    server: Server,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, Any]],
+    page: Watched,
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    room = _room_with(make_room, alice, bob)
+    word = f"zebra{uuid.uuid4().hex[:8]}"
+    target = _post(bob, room, f"the {word} migration failed")
+    for i in range(120):  # the target is then two pages up from the newest
+        _post(bob, room, f"filler {i}")
+    sign_in(page, server.base_url, alice.api_token)
+    p = page.page
+    p.click("nav a[data-nav=search]")
+    p.fill("#search-q", word)
+    p.press("#search-q", "Enter")
+    result = p.locator("a.result")
+    result.wait_for()
+    assert result.count() == 1
+    assert p.locator("a.result mark").inner_text() == word
+    result.click()
+    found = p.locator(f"#m-{target['seq']}.target")
+    found.wait_for(timeout=5000)
+    assert found.locator(".body").inner_text() == f"the {word} migration failed"
+    assert found.is_visible()
+    page.assert_clean()
+
+
+def test_an_admin_issues_a_token_shown_once_and_revokes_it(
+    server: Server,
+    admin: AgentCtx,
+    make_agent: Callable[..., AgentCtx],
+    page: Watched,
+) -> None:
+    worker = make_agent()
+    sign_in(page, server.base_url, admin.api_token)
+    p = page.page
+    p.click("nav a[data-nav=admin]")
+    p.click(".tabs a[href='#/admin/tokens']")
+    p.select_option("#token-agent", label=worker.name)
+    p.wait_for_selector("tbody tr[data-prefix]")
+    before = p.locator("tbody tr[data-prefix]").count()
+    p.click("text=Issue token")
+    field = p.locator("#issued-token")
+    field.wait_for()
+    token = field.input_value()
+    assert token.startswith("agt_")
+    prefix = token.split("_")[1]
+    assert server.api(token).post("/api/v1/sessions").status == 201
+    row = p.locator(f"tbody tr[data-prefix='{prefix}']")
+    row.wait_for()
+    assert p.locator("tbody tr[data-prefix]").count() == before + 1
+    assert token not in row.inner_text()  # the secret is shown once, not in the list
+
+    row.locator("button", has_text="Revoke").click()  # confirm() is accepted by the page fixture
+    row.locator("text=revoked").wait_for()
+    assert page.dialogs and page.dialogs[0].startswith("confirm")
+    assert server.api(token).post("/api/v1/sessions").status == 401
+    tokens = admin.api.get(f"/api/v1/agents/{worker.id}/tokens").body["tokens"]
+    assert [t["revokedAt"] is not None for t in tokens if t["prefix"] == prefix] == [True]
+    page.assert_clean()
+
+
+def test_the_audit_trail_filters_by_agent_and_health_shows_readiness(
+    server: Server,
+    admin: AgentCtx,
+    make_agent: Callable[..., AgentCtx],
+    page: Watched,
+) -> None:
+    worker = make_agent()
+    sign_in(page, server.base_url, admin.api_token)
+    p = page.page
+    p.goto(server.base_url + "/#/admin/audit")
+    p.wait_for_selector("main[data-ready=true]")
+    p.select_option("#audit-agent", label=worker.name)
+    p.select_option("#audit-type", "login")
+    p.wait_for_function(
+        "() => { const types = [...document.querySelectorAll('tbody tr td:nth-child(2)')];"
+        " return types.length > 0 && types.every(td => td.textContent === 'login'); }"
+    )
+    agents = p.locator("tbody tr td:nth-child(3)").all_inner_texts()
+    assert agents and set(agents) == {worker.name}
+    p.click("nav a[data-nav=health]")
+    p.wait_for_selector("main[data-ready=true] dl.health")
+    text = p.locator("dl.health").inner_text()
+    assert "ready" in text and "Agents connected" in text
+    page.assert_clean()
+
+
+def test_signing_out_forgets_the_session(
+    server: Server, make_agent: Callable[..., AgentCtx], page: Watched
+) -> None:
+    alice = make_agent()
+    sign_in(page, server.base_url, alice.api_token)
+    p = page.page
+    assert p.evaluate("Object.keys(localStorage).length") == 0
+    assert p.evaluate("sessionStorage.getItem('agenthub.session')") is not None
+    p.click("#sign-out")
+    p.wait_for_selector("#signin:not([hidden])")
+    assert p.evaluate("sessionStorage.getItem('agenthub.session')") is None
+    p.reload()
+    p.wait_for_selector("#signin:not([hidden])")
+    assert p.locator("#top").is_hidden()
+    page.assert_clean()
