@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from tests.browser_support import MISSING_REASON, Watched, chromium, sign_in, watched_page
-from tests.servers import AgentCtx, Server
+from tests.helpers import Api
+from tests.realtime_support import custom_server
+from tests.servers import AgentCtx, Server, login
 
 pytestmark = pytest.mark.skipif(bool(MISSING_REASON), reason=MISSING_REASON)
 
@@ -244,3 +246,39 @@ def test_signing_out_forgets_the_session(
     p.wait_for_selector("#signin:not([hidden])")
     assert p.locator("#top").is_hidden()
     page.assert_clean()
+
+
+def test_the_session_is_refreshed_before_it_expires_and_the_room_stays_live(
+    database: Any, tmp_path: Any, make_agent: Callable[..., AgentCtx], page: Watched
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    with custom_server(database, tmp_path / "short-jwt.log", JWT_TTL_SECONDS="30") as srv:
+        room = Api(srv.base_url, login(srv, alice.api_token)).post(
+            "/api/v1/rooms", {"slug": f"room-{uuid.uuid4().hex[:10]}"}
+        )
+        assert room.status == 201, room.text
+        bob_api = Api(srv.base_url, login(srv, bob.api_token))
+        assert bob_api.post(f"/api/v1/rooms/{room.body['id']}/members").status == 201
+        sign_in(page, srv.base_url, alice.api_token)
+        p = page.page
+        first = p.evaluate("JSON.parse(sessionStorage.getItem('agenthub.session'))")
+        _open_room(page, dict(room.body))
+        # The first JWT lives 30 s; the console asks for the next one halfway. Past the first
+        # one's expiry, the API and the socket (which took the new JWT by session:refresh,
+        # or it would have been cut at the old expiry) still work.
+        p.wait_for_timeout(33_000)
+        now = p.evaluate("JSON.parse(sessionStorage.getItem('agenthub.session'))")
+        assert now["token"] != first["token"]
+        assert now["expiresAt"] > first["expiresAt"]
+        assert p.locator("#live").get_attribute("data-state") == "online"
+        assert p.locator("#signin").is_hidden()
+        resp = bob_api.with_token(login(srv, bob.api_token)).post(
+            f"/api/v1/rooms/{room.body['id']}/messages", {"body": "still there?"}
+        )
+        assert resp.status == 201, resp.text
+        p.locator(f"#m-{resp.body['seq']}").wait_for(timeout=2000)
+        box = p.locator(".room-foot textarea")
+        box.type("yes")
+        box.press("Enter")
+        p.locator(".messages .msg .body", has_text="yes").wait_for(timeout=2000)
+        page.assert_clean()

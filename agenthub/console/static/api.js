@@ -40,7 +40,9 @@ function schedule() {
   if (left <= 0) return store(null);
   // Without the API token (the tab was reloaded) there is no way to refresh: the session
   // simply ends at its expiry and the sign-in form comes back.
-  const wait = apiToken ? Math.max(left - REFRESH_MARGIN_MS, 1000) : left;
+  // A minute before expiry; halfway for a short-lived session (JWT_TTL_SECONDS under 2 min).
+  const early = left > 2 * REFRESH_MARGIN_MS ? left - REFRESH_MARGIN_MS : left / 2;
+  const wait = apiToken ? Math.max(early, 1000) : left;
   refreshTimer = setTimeout(() => (apiToken ? refresh().catch(() => store(null)) : store(null)), wait);
 }
 

@@ -8,6 +8,7 @@ import * as room from "./room.js";
 import * as search from "./search.js";
 import * as admin from "./admin.js";
 import * as health from "./health.js";
+import * as people from "./people.js";
 
 const $ = (id) => document.getElementById(id);
 let cleanup = null;
@@ -50,6 +51,7 @@ function signedIn(session) {
   $("layout").hidden = !session;
   if (!session) {
     live.disconnect();
+    people.forget();
     if (cleanup) cleanup();
     cleanup = null;
     clear($("main"));
