@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.browser_support import MISSING_REASON, Watched, chromium, sign_in, watched_page
-from tests.helpers import Api
+from tests.helpers import Api, free_port
 from tests.realtime_support import custom_server
-from tests.servers import AgentCtx, Server, login
+from tests.servers import AgentCtx, Server, login, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(bool(MISSING_REASON), reason=MISSING_REASON)
 
@@ -282,3 +282,48 @@ def test_the_session_is_refreshed_before_it_expires_and_the_room_stays_live(
         box.press("Enter")
         p.locator(".messages .msg .body", has_text="yes").wait_for(timeout=2000)
         page.assert_clean()
+
+
+def test_messages_posted_while_the_console_was_cut_off_are_caught_up_on_reconnect(
+    database: Any,
+    server: Server,
+    tmp_path: Any,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, Any]],
+    page: Watched,
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    room = _room_with(make_room, alice, bob)
+    port = free_port()
+    own = start_server(database.env, tmp_path / "first.log", port=port)
+    try:
+        sign_in(page, own.base_url, alice.api_token)
+        _open_room(page, room)
+        via_own = AgentCtx(bob.id, bob.name, bob.role, bob.api_token, bob.jwt, own.api(bob.jwt))
+        before = _post(via_own, room, "before the cut")  # live: through the console's server
+        page.page.locator(f"#m-{before['seq']}").wait_for(timeout=2000)
+    finally:
+        assert stop_server(own) == 0
+    page.page.wait_for_selector("#live:not([data-state=online])")
+    # Posted through another server process while the console's server is down: no live
+    # event can carry these (no Redis between the two); only room:sync on reconnect can.
+    missed = [_post(bob, room, f"while you were away {i}") for i in range(3)]
+    again = start_server(database.env, tmp_path / "again.log", port=port)
+    try:
+        page.page.wait_for_selector("#live[data-state=online]", timeout=15_000)
+        for m in missed:
+            page.page.locator(f"#m-{m['seq']}").wait_for(timeout=5000)
+        seqs = page.page.locator(".messages .msg").evaluate_all(
+            "els => els.map(e => +e.dataset.seq)"
+        )
+        assert seqs == sorted(set(seqs)) and seqs[-4:] == [
+            before["seq"],
+            *(m["seq"] for m in missed),
+        ]
+    finally:
+        assert stop_server(again) == 0
+    # The server going away is reported by the browser as failed connections; nothing else.
+    page.errors[:] = [
+        e for e in page.errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e
+    ]
+    page.assert_clean()
