@@ -327,3 +327,33 @@ def test_messages_posted_while_the_console_was_cut_off_are_caught_up_on_reconnec
         e for e in page.errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e
     ]
     page.assert_clean()
+
+
+_UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => el.offsetParent !== null)
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def test_every_visible_control_has_a_label_on_every_page(
+    server: Server,
+    admin: AgentCtx,
+    make_room: Callable[..., dict[str, Any]],
+    page: Watched,
+) -> None:
+    room = make_room(admin)
+    _post(admin, room, "a message to reply to")
+    p = page.page
+    p.goto(server.base_url + "/")
+    assert p.evaluate(_UNLABELLED) == []
+    sign_in(page, server.base_url, admin.api_token)
+    views = ["#/search", "#/admin/agents", "#/admin/tokens", "#/admin/audit", "#/health"]
+    for view in [f"#/room/{room['id']}", *views]:
+        p.goto(f"{server.base_url}/{view}")
+        p.wait_for_selector("main[data-ready=true]")
+        if view.startswith("#/room"):
+            p.click(".msg button.reply")
+            p.wait_for_selector("aside.thread textarea")
+        assert p.evaluate(_UNLABELLED) == [], view
+    page.assert_clean()
