@@ -357,3 +357,32 @@ def test_every_visible_control_has_a_label_on_every_page(
             p.wait_for_selector("aside.thread textarea")
         assert p.evaluate(_UNLABELLED) == [], view
     page.assert_clean()
+
+
+def test_jump_to_first_unread_loads_older_pages_up_to_it(
+    server: Server,
+    make_agent: Callable[..., AgentCtx],
+    make_room: Callable[..., dict[str, Any]],
+    page: Watched,
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    room = _room_with(make_room, alice, bob)
+    posted = [_post(bob, room, f"status {i}") for i in range(120)]
+    read_to = posted[9]["seq"]
+    assert alice.api.put(f"/api/v1/rooms/{room['id']}/read", {"seq": read_to}).status == 200
+    sign_in(page, server.base_url, alice.api_token)
+    _open_room(page, room)
+    p = page.page
+    first_unread = read_to + 1
+    assert p.locator(f"#m-{first_unread}").count() == 0  # two pages up
+    jump = p.locator("button.jump")
+    assert jump.is_visible() and "110 unread" in jump.inner_text()
+    jump.click()
+    target = p.locator(f"#m-{first_unread}.target")
+    target.wait_for(timeout=5000)
+    assert target.is_visible()
+    # the "new" line sits right above the first unread message
+    above = target.evaluate("el => el.previousElementSibling.className")
+    assert above == "unread-line"
+    assert jump.is_hidden()
+    page.assert_clean()

@@ -154,7 +154,9 @@ export async function render(main, roomRef, targetSeq) {
     ol.insertBefore(el, after || null);
     if (!inThread) seen.observe(el);
     if (!inThread && firstUnread && m.seq === firstUnread && !ol.querySelector(".unread-line")) {
-      ol.insertBefore(h("li", { className: "unread-line", role: "separator" }, "new"), el);
+      // Its seq sorts it between the last read message and the first unread one.
+      const line = h("li", { className: "unread-line", role: "separator", dataset: { seq: m.seq - 0.5 } }, "new");
+      ol.insertBefore(line, el);
     }
   }
 
@@ -248,7 +250,6 @@ export async function render(main, roomRef, targetSeq) {
         const mark = await api.call("PUT", `${roomPath}/read`, { seq });
         readUpTo = mark.lastReadSeq;
         rooms.refreshRoom(room.id);
-        jump.hidden = true;
       } catch {
         /* the next sighting retries */
       }
@@ -284,7 +285,12 @@ export async function render(main, roomRef, targetSeq) {
   timeline.addEventListener("scroll", () => {
     if (timeline.scrollTop < 200) loadOlder();
   });
-  jump.addEventListener("click", () => reveal(firstUnread));
+  // Seeing the newest messages moves the read marker past everything before them (one marker
+  // per room), so the button stays until the first unread message itself has been shown.
+  jump.addEventListener("click", async () => {
+    await reveal(firstUnread);
+    jump.hidden = true;
+  });
 
   members = room.member || api.isAdmin() ? (await api.get(`${roomPath}/members`)).members : [];
   drawHeader();
@@ -294,7 +300,10 @@ export async function render(main, roomRef, targetSeq) {
     await loadOlder();
     timeline.scrollTop = timeline.scrollHeight;
     if (targetSeq) await reveal(targetSeq);
-    else if (firstUnread && !list.querySelector(`#m-${firstUnread}`)) jump.hidden = false;
+    else if (firstUnread && !messages.has(firstUnread)) {
+      jump.textContent = `Jump to first unread (${room.unreadCount} unread)`;
+      jump.hidden = false;
+    }
   } else {
     older.textContent = "";
   }
