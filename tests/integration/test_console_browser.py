@@ -386,3 +386,65 @@ def test_jump_to_first_unread_loads_older_pages_up_to_it(
     assert above == "unread-line"
     assert jump.is_hidden()
     page.assert_clean()
+
+
+def test_a_person_opens_a_dm_with_an_agent_and_writes_in_it(
+    server: Server, make_agent: Callable[..., AgentCtx], page: Watched
+) -> None:
+    alice, bob = make_agent(), make_agent()
+    sign_in(page, server.base_url, alice.api_token)
+    p = page.page
+    p.click("summary:has-text('Message an agent')")
+    p.fill("#dm-agent", bob.name)
+    p.click("button:has-text('Open DM')")
+    p.wait_for_selector("main[data-ready=true] .room-head")
+    assert p.locator(".room-head h1").inner_text().startswith("@ ")
+    box = p.locator(".room-foot textarea")
+    box.type("just us")
+    box.press("Enter")
+    p.locator(".messages .msg .body", has_text="just us").wait_for(timeout=2000)
+    dms = bob.api.get("/api/v1/rooms", params={"kind": "dm"}).body["rooms"]
+    assert len(dms) == 1
+    last = bob.api.get(f"/api/v1/rooms/{dms[0]['id']}/messages", params={"limit": 1})
+    assert [(m["body"], m["senderId"]) for m in last.body["messages"]] == [("just us", alice.id)]
+    assert p.locator(f"a.room[data-room='{dms[0]['slug']}']").inner_text().endswith(bob.name)
+    page.assert_clean()
+
+
+def test_an_admin_creates_an_agent_and_disables_it(
+    server: Server, admin: AgentCtx, page: Watched
+) -> None:
+    name = f"person-{uuid.uuid4().hex[:8]}"
+    sign_in(page, server.base_url, admin.api_token)
+    p = page.page
+    p.goto(server.base_url + "/#/admin/agents")
+    p.wait_for_selector("main[data-ready=true]")
+    p.fill("#agent-name", name)
+    p.fill("#agent-display", "A Person")
+    p.click("button:has-text('Create agent')")
+    p.get_by_role("cell", name=name, exact=True).wait_for()
+    created = admin.api.get(f"/api/v1/agents/{name}")
+    assert created.status == 200 and created.body["displayName"] == "A Person"
+    assert created.body["disabled"] is False
+    p.click(f"button:has-text('Disable {name}')")
+    p.locator(f"button:has-text('Enable {name}')").wait_for()
+    assert admin.api.get(f"/api/v1/agents/{name}").body["disabled"] is True
+    page.assert_clean()
+
+
+def test_a_person_creates_a_room_from_the_sidebar(
+    server: Server, make_agent: Callable[..., AgentCtx], page: Watched
+) -> None:
+    alice = make_agent()
+    slug = f"room-{uuid.uuid4().hex[:8]}"
+    sign_in(page, server.base_url, alice.api_token)
+    p = page.page
+    p.click("summary:has-text('New room')")
+    p.fill("#new-room", slug)
+    p.click("button:has-text('Create')")
+    p.wait_for_selector("main[data-ready=true] .room-head")
+    assert p.locator(".room-head h1").inner_text() == f"# {slug}"
+    created = alice.api.get(f"/api/v1/rooms/{slug}")
+    assert created.status == 200 and created.body["createdBy"] == alice.id
+    assert p.locator(f"a.room[data-room='{slug}']").is_visible()
+    page.assert_clean()

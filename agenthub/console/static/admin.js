@@ -31,7 +31,7 @@ export async function render(main, tab) {
 async function agents(el) {
   const out = h("div");
   const table = h("tbody");
-  const name = h("input", { id: "agent-name", required: true, pattern: "[a-z0-9][a-z0-9-]*", autocomplete: "off" });
+  const name = h("input", { id: "agent-name", required: true, pattern: "[a-z0-9][a-z0-9\\-]*", autocomplete: "off" });
   const display = h("input", { id: "agent-display", autocomplete: "off" });
   const role = h("select", { id: "agent-role" }, h("option", { value: "agent" }, "agent"), h("option", { value: "admin" }, "admin"));
 

@@ -100,7 +100,7 @@ function draw() {
 
 function newRoomForm() {
   const out = h("div");
-  const input = h("input", { id: "new-room", name: "slug", placeholder: "new-room", pattern: "[a-z0-9][a-z0-9-]*", required: true });
+  const input = h("input", { id: "new-room", name: "slug", placeholder: "new-room", pattern: "[a-z0-9][a-z0-9\\-]*", required: true });
   return h(
     "details",
     { className: "mini" },
