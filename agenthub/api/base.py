@@ -130,7 +130,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def _apply_cors(self) -> None:
         self.set_header("Vary", "Origin")
         origin = self.request.headers.get("Origin")
-        if origin is not None and self.guards.cors.allows(origin):
+        if origin is not None and self.guards.cors.allows(origin, self.request.host):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
 
@@ -139,7 +139,7 @@ class BaseHandler(tornado.web.RequestHandler):
         request to its agent (a JWT with a valid signature) or else to its client address.
         Only the signature is checked here (no database), so a refused request costs nothing."""
         origin = self.request.headers.get("Origin")
-        if origin is not None and not self.guards.cors.allows(origin):
+        if origin is not None and not self.guards.cors.allows(origin, self.request.host):
             raise Forbidden(
                 "origin not allowed", {"origin": f"not in ALLOWED_ORIGINS: {origin[:200]}"}
             )

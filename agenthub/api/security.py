@@ -63,8 +63,10 @@ class CorsPolicy:
         self.any = "*" in allowed
         self.policy = OriginPolicy(item for item in allowed if item != "*")
 
-    def allows(self, origin: str) -> bool:
-        return self.any or self.policy.allows(origin)
+    def allows(self, origin: str, host: str | None = None) -> bool:
+        """``host``: the request's Host header; an origin naming it is same-origin (the
+        console) and always allowed."""
+        return self.any or self.policy.allows(origin, host)
 
 
 class ClientAddress:
