@@ -78,6 +78,21 @@ class _Origins(mf.Field[tuple[str, ...]]):
         return items
 
 
+class _Networks(mf.Field[tuple[str, ...]]):
+    """Comma-separated addresses or CIDR blocks (``127.0.0.1,10.0.0.0/24``)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
+        items = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValidationError(f"bad address or CIDR {item!r}") from exc
+        return items
+
+
 class SettingsSchema(Schema):
     """Environment variable name -> typed setting. Keys are the variable names."""
 
@@ -153,6 +168,11 @@ class SettingsSchema(Schema):
     REDIS_PREFIX = mf.String(
         load_default="agenthub", validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$")
     )
+    WORKERS = mf.Integer(load_default=1, validate=validate.Range(min=1, max=256))
+    TLS_CERT_FILE = mf.String(load_default="")
+    TLS_KEY_FILE = mf.String(load_default="")
+    HSTS = _Bool(load_default=False)
+    TRUSTED_PROXIES = _Networks(load_default=())
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -196,6 +216,20 @@ class Settings:
     max_wait_seconds: int
     redis_url: str = ""
     redis_prefix: str = "agenthub"
+    workers: int = 1
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    hsts: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def tls(self) -> bool:
+        """Tornado serves HTTPS/WSS itself (both files set; load_settings refuses one alone)."""
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    @property
+    def sends_hsts(self) -> bool:
+        return self.tls or self.hsts
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""
@@ -271,6 +305,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ) from None
     if loaded["PAGE_SIZE_DEFAULT"] > loaded["PAGE_SIZE_MAX"]:
         raise ConfigError(["PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX"])
+    if bool(loaded["TLS_CERT_FILE"]) != bool(loaded["TLS_KEY_FILE"]):
+        given, missing = (
+            ("TLS_CERT_FILE", "TLS_KEY_FILE")
+            if loaded["TLS_CERT_FILE"]
+            else ("TLS_KEY_FILE", "TLS_CERT_FILE")
+        )
+        raise ConfigError([f"{missing}: must be set too when {given} is (set both or neither)"])
+    if loaded["PORT"] + loaded["WORKERS"] - 1 > 65535:
+        raise ConfigError(["WORKERS: PORT + WORKERS - 1 must not exceed 65535"])
     return Settings(**{key.lower(): value for key, value in loaded.items()})
 
 
@@ -285,6 +328,11 @@ def _problem(name: str, problem: Any) -> str:
 # AGENTHUB_ is ours too, though no setting carries it: AGENTHUB_PORT most likely means PORT.
 _OWN_PREFIX = "AGENTHUB_"
 _SIMILAR_ENOUGH = 0.6  # difflib ratio: JWT_TTL ~ JWT_TTL_SECONDS is 0.64
+# Ours but read by the clients and the packaged wrapper, not the server: never misspellings
+# (AGENTHUB_ENV_FILE is as close to TLS_KEY_FILE as JWT_TTL is to JWT_TTL_SECONDS).
+CLIENT_VARIABLES = frozenset(
+    {"AGENTHUB_URL", "AGENTHUB_TOKEN", "AGENTHUB_ENV_FILE", "AGENTHUB_CA_FILE"}
+)
 
 
 def deprecated_settings(environ: Mapping[str, str]) -> list[str]:
@@ -303,7 +351,9 @@ def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
     prefixes = {_OWN_PREFIX} | {name.split("_", 1)[0] + "_" for name in known if "_" in name}
     warnings = []
     for name in sorted(environ):
-        if name in known or name in DEPRECATED_SETTINGS or not name.startswith(tuple(prefixes)):
+        if name in known or name in DEPRECATED_SETTINGS or name in CLIENT_VARIABLES:
+            continue
+        if not name.startswith(tuple(prefixes)):
             continue
         meant = name.removeprefix(_OWN_PREFIX) or name
         matches = difflib.get_close_matches(meant, known, n=1, cutoff=_SIMILAR_ENOUGH)

@@ -139,6 +139,13 @@ class Metrics:
             registry=r,
         )
 
+        self.rate_limit_store_unavailable = Counter(
+            "agenthub_rate_limit_store_unavailable",
+            "Times the shared rate-limit store (Redis, with REDIS_URL) became unreachable;"
+            " meanwhile each process limits on its own.",
+            registry=r,
+        )
+
     # --- HTTP and database ------------------------------------------------------------------
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -92,6 +92,6 @@ def build_services(settings: Settings, db: Database) -> Services:
             db, bus, directory, waiters=waiters, max_wait_seconds=settings.max_wait_seconds
         ),
         search=SearchService(db, directory, pages=pages),
-        audit=AuditService(db, pages=pages),
+        audit=AuditService(db, directory, pages=pages),
         waiters=waiters,
     )
