@@ -8,9 +8,13 @@ first member and ends when it loses its last; the Lua scripts make each check at
 processes racing exactly one announces.
 
 A process that dies without a word (kill -9, a lost host) leaves its ids behind: it renews
-``<prefix>:alive:<process>`` (TTL: the presence timeout) every third of that timeout, and every
-process sweeps, at the same pace, the entries of processes whose key has expired, announcing
-offline where the set empties. So a ghost lasts at most about one and a third timeouts.
+``<prefix>:alive:<process>`` (TTL: two thirds of the presence timeout, one missed renewal of
+slack) every third of that timeout, and every process sweeps, at the same pace, the entries of
+processes whose key has expired, announcing offline where the set empties. A dead process's key
+expires at most two thirds of the timeout after its death and the next sweep follows within a
+third: a ghost lasts at most the presence timeout (30 s by default), the same bound engine.io's
+heartbeat gives a silent socket on a live process. (A live process whose loop stalls past a
+renewal is swept too, and puts its presence back at its next heartbeat.)
 
 After a Redis restart that lost the data, each process puts its own presence back at its
 next heartbeat. Redis unavailable: each answer falls back to this process's own table (a
@@ -159,7 +163,7 @@ class SharedPresence:
         first = True
         while True:
             try:
-                ttl = max(1, round(self._timeout))
+                ttl = max(1, round(self._timeout * 2 / 3))
                 previous = await self._redis.set(self._alive(self.process), "1", ex=ttl, get=True)
                 await self._redis.sadd(self._processes, self.process)
                 self._skip_until = 0.0  # Redis answers again

@@ -463,7 +463,7 @@ def test_a_killed_process_leaves_no_ghost_presence(database, tmp_path, make_agen
                 doomed.process.wait()
                 started = time.monotonic()
                 await seen.wait_until(lambda: _presence(seen, alice.id, "offline"), within=30)
-                # Within the window (6 s TTL, swept every 2 s), with room for a slow box.
+                # Within the window (6 s: a 4 s TTL swept every 2 s), with room for a slow box.
                 assert time.monotonic() - started < 20
                 assert not await blocking(
                     _online_in_listing, survivor, watcher, room["id"], alice.id
