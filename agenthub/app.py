@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
+import ssl
 from typing import Any
 
 import tornado.httpserver
@@ -117,7 +119,9 @@ def make_app(
     if realtime is not None:
         routes.append(realtime.url_spec())
     app = Application(routes, **settings)
-    app.add_transform(SecurityHeaders)
+    app.add_transform(
+        functools.partial(SecurityHeaders, hsts=services.settings.sends_hsts)  # type: ignore[arg-type]
+    )
     return app
 
 
@@ -180,7 +184,7 @@ async def shut_down(
     await within(server.close_all_connections(), max(deadline, loop.time() + 1), "connections")
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, ssl_context: ssl.SSLContext | None = None) -> int:
     metrics = Metrics()
     services = await build_services_started(settings, metrics)
     realtime = make_realtime(services, metrics)
@@ -191,13 +195,15 @@ async def serve(settings: Settings) -> int:
         max_body_size=settings.max_request_bytes * 4,
         max_header_size=HEAD_HARD_LIMIT,
         idle_connection_timeout=120,
+        ssl_options=ssl_context,
     )
     try:
         server.listen(settings.port, address=settings.host)
     except OSError as exc:
         await services.close()
         raise CannotListen(settings.host, settings.port, exc) from exc
-    log.info("listening on http://%s:%d", settings.host, settings.port)
+    scheme = "https" if ssl_context is not None else "http"
+    log.info("listening on %s://%s:%d", scheme, settings.host, settings.port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -101,7 +101,19 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object per line instead of a table"
     )
 
-    sub.add_parser("serve", help="run the HTTP and socket.io server (what systemd starts)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP and socket.io server (what systemd starts)",
+        description="Run the server. With --workers N (or WORKERS=N) above 1, this process "
+        "supervises N worker processes, worker i listening on PORT+i, behind a balancer "
+        "(docs/DEPLOYMENT.md); that needs REDIS_URL.",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes, on ports PORT … PORT+N-1 (default: WORKERS, else 1)",
+    )
     m = sub.add_parser(
         "migrate",
         parents=[json_output],
@@ -271,16 +283,49 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return _migrate(settings, args)
     if args.command == "serve":
-        return _serve(settings)
+        return _serve(settings, args.workers or settings.workers)
     handler = _ASYNC_COMMANDS[_command_key(args)]
     return asyncio.run(_with_services(settings, lambda services: handler(services, args)))
 
 
-def _serve(settings: Settings) -> int:
-    from agenthub.app import CannotListen, serve
-
+def _positive_int(value: str) -> int:
     try:
-        return asyncio.run(serve(settings))
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 256:
+        raise argparse.ArgumentTypeError(f"invalid count {value!r}: a whole number 1 … 256")
+    return number
+
+
+# Refusing to start more than one process without Redis is a usage error, as argparse's are.
+EX_USAGE = 2
+
+
+def _serve(settings: Settings, workers: int) -> int:
+    from agenthub.app import CannotListen, serve
+    from agenthub.tls import TlsError, server_context
+
+    if workers > 1 and not settings.redis_url:
+        _note(
+            f"refusing to start {workers} workers without REDIS_URL: each process would deliver "
+            "only its own sockets' events (set REDIS_URL, or run one worker)"
+        )
+        return EX_USAGE
+    if settings.port + workers - 1 > 65535:
+        _note(f"--workers {workers}: ports from PORT={settings.port} would pass 65535")
+        return EX_USAGE
+    try:
+        ssl_context = server_context(settings)
+    except TlsError as exc:
+        _note(str(exc))
+        return EX_CONFIG
+    if workers > 1:
+        from agenthub import supervisor
+
+        return supervisor.run(settings, workers)
+    try:
+        return asyncio.run(serve(settings, ssl_context))
     except CannotListen as exc:
         _note(f"cannot listen on {_host_port(exc.host, exc.port)}: {_bind_problem(exc.error)}")
         return EX_OSERR

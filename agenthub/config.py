@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -139,6 +140,17 @@ class SettingsSchema(Schema):
     )
     MAX_WAITERS = mf.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
     MAX_WAIT_SECONDS = mf.Integer(load_default=60, validate=validate.Range(min=1, max=60))
+    # Unset: one process, nothing touches Redis. Set: fan-out and shared state go through it.
+    REDIS_URL = mf.String(
+        load_default="",
+        validate=validate.Regexp(
+            r"^(|rediss?://.+|unix://.+)$", error="must be redis://[:password@]host:port/db"
+        ),
+    )
+    WORKERS = mf.Integer(load_default=1, validate=validate.Range(min=1, max=256))
+    TLS_CERT_FILE = mf.String(load_default="")
+    TLS_KEY_FILE = mf.String(load_default="")
+    HSTS = _Bool(load_default=False)
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -180,6 +192,20 @@ class Settings:
     socket_max_buffer_bytes: int
     max_waiters: int
     max_wait_seconds: int
+    redis_url: str
+    workers: int
+    tls_cert_file: str
+    tls_key_file: str
+    hsts: bool
+
+    @property
+    def tls(self) -> bool:
+        """Tornado serves HTTPS/WSS itself (both files set; load_settings refuses one alone)."""
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    @property
+    def sends_hsts(self) -> bool:
+        return self.tls or self.hsts
 
     def dsn(self) -> str:
         """libpq keyword DSN; the password is passed through unquoted-safe escaping."""
@@ -217,10 +243,17 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_SETTINGS:
                 value = "********" if value else ""
+            elif f.name == "redis_url":
+                value = mask_url_password(value)
             elif isinstance(value, tuple):
                 value = ",".join(value)
             out[f.name.upper()] = value
         return out
+
+
+def mask_url_password(url: str) -> str:
+    """``redis://:secret@host`` -> ``redis://:********@host`` (logs and check-config)."""
+    return re.sub(r"^([a-z]+://[^:@/]*:)[^@/]*@", r"\1********@", url)
 
 
 def _quote_dsn(value: str) -> str:
@@ -244,6 +277,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ) from None
     if loaded["PAGE_SIZE_DEFAULT"] > loaded["PAGE_SIZE_MAX"]:
         raise ConfigError(["PAGE_SIZE_DEFAULT: must not exceed PAGE_SIZE_MAX"])
+    if bool(loaded["TLS_CERT_FILE"]) != bool(loaded["TLS_KEY_FILE"]):
+        given, missing = (
+            ("TLS_CERT_FILE", "TLS_KEY_FILE")
+            if loaded["TLS_CERT_FILE"]
+            else ("TLS_KEY_FILE", "TLS_CERT_FILE")
+        )
+        raise ConfigError([f"{missing}: must be set too when {given} is (set both or neither)"])
+    if loaded["PORT"] + loaded["WORKERS"] - 1 > 65535:
+        raise ConfigError(["WORKERS: PORT + WORKERS - 1 must not exceed 65535"])
     return Settings(**{key.lower(): value for key, value in loaded.items()})
 
 
@@ -258,6 +300,11 @@ def _problem(name: str, problem: Any) -> str:
 # AGENTHUB_ is ours too, though no setting carries it: AGENTHUB_PORT most likely means PORT.
 _OWN_PREFIX = "AGENTHUB_"
 _SIMILAR_ENOUGH = 0.6  # difflib ratio: JWT_TTL ~ JWT_TTL_SECONDS is 0.64
+# Ours but read by the clients and the packaged wrapper, not the server: never misspellings
+# (AGENTHUB_ENV_FILE is as close to TLS_KEY_FILE as JWT_TTL is to JWT_TTL_SECONDS).
+CLIENT_VARIABLES = frozenset(
+    {"AGENTHUB_URL", "AGENTHUB_TOKEN", "AGENTHUB_ENV_FILE", "AGENTHUB_CA_FILE"}
+)
 
 
 def deprecated_settings(environ: Mapping[str, str]) -> list[str]:
@@ -276,7 +323,9 @@ def misspelt_settings(environ: Mapping[str, str]) -> list[str]:
     prefixes = {_OWN_PREFIX} | {name.split("_", 1)[0] + "_" for name in known if "_" in name}
     warnings = []
     for name in sorted(environ):
-        if name in known or name in DEPRECATED_SETTINGS or not name.startswith(tuple(prefixes)):
+        if name in known or name in DEPRECATED_SETTINGS or name in CLIENT_VARIABLES:
+            continue
+        if not name.startswith(tuple(prefixes)):
             continue
         meant = name.removeprefix(_OWN_PREFIX) or name
         matches = difflib.get_close_matches(meant, known, n=1, cutoff=_SIMILAR_ENOUGH)

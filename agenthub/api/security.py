@@ -13,6 +13,9 @@ from agenthub.metrics import Metrics
 from agenthub.origins import OriginPolicy
 from agenthub.ratelimit import RequestLimits
 
+# Browsers keep to HTTPS for a year once they saw it over HTTPS (ignored over plain HTTP).
+HSTS_VALUE = "max-age=31536000"
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'",
     "X-Frame-Options": "DENY",
@@ -28,7 +31,12 @@ CORS_MAX_AGE = "600"
 
 class SecurityHeaders(tornado.web.OutputTransform):
     """Adds the security headers to every response the application sends, whichever handler
-    (REST, /metrics, socket.io polling) wrote it, errors included."""
+    (REST, /metrics, socket.io polling) wrote it, errors included. ``hsts``: add
+    ``Strict-Transport-Security`` too (TLS served here, or HSTS=1 behind a TLS balancer)."""
+
+    def __init__(self, request: tornado.httputil.HTTPServerRequest, hsts: bool = False) -> None:
+        super().__init__(request)
+        self.hsts = hsts
 
     def transform_first_chunk(
         self,
@@ -40,6 +48,8 @@ class SecurityHeaders(tornado.web.OutputTransform):
         for name, value in SECURITY_HEADERS.items():
             if name not in headers:
                 headers[name] = value
+        if self.hsts:
+            headers["Strict-Transport-Security"] = HSTS_VALUE
         return status_code, headers, chunk
 
 

@@ -222,3 +222,27 @@ def test_config_md_documents_every_setting():
     text = (ROOT / "docs" / "CONFIG.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, re.MULTILINE))
     assert set(SettingsSchema().fields) - documented == set()
+
+
+def test_one_tls_file_alone_is_refused_naming_the_missing_one():
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env(TLS_CERT_FILE="/etc/agenthub/cert.pem"))
+    assert exc.value.problems == [
+        "invalid configuration: TLS_KEY_FILE: must be set too when TLS_CERT_FILE is"
+        " (set both or neither)"
+    ]
+    both = load_settings(env(TLS_CERT_FILE="/c.pem", TLS_KEY_FILE="/k.pem"))
+    assert both.tls and both.sends_hsts
+    plain = load_settings(env())
+    assert not plain.tls and not plain.sends_hsts
+    assert load_settings(env(HSTS="1")).sends_hsts
+
+
+def test_redis_url_password_is_masked_and_workers_need_room_for_their_ports():
+    settings = load_settings(env(REDIS_URL="redis://:s3cret@10.0.0.5:6379/0", WORKERS="4"))
+    assert settings.redis_url == "redis://:s3cret@10.0.0.5:6379/0" and settings.workers == 4
+    assert settings.masked()["REDIS_URL"] == "redis://:********@10.0.0.5:6379/0"
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        load_settings(env(REDIS_URL="10.0.0.5:6379"))
+    with pytest.raises(ConfigError, match="PORT \\+ WORKERS - 1"):
+        load_settings(env(PORT="65535", WORKERS="2"))
