@@ -76,7 +76,14 @@ async def run(args: argparse.Namespace) -> None:
         events = sub.__aiter__()
 
         first = await poster.send(room.id, f"posted through {args.post_via}")
-        got = await next_seq(events, 15)
+        try:
+            got = await next_seq(events, 15)
+        except ProbeFailed as exc:
+            raise ProbeFailed(
+                f"{exc}: the message posted through {args.post_via} (seq {first.seq}) did not "
+                f"reach the socket on {args.pin}. Cross-host fan-out through Redis (REDIS_URL: "
+                "python-socketio's Redis manager, issue 13's fan-out part) is missing or broken"
+            ) from None
         if got != first.seq:
             raise ProbeFailed(f"probe: expected seq {first.seq}, got {got}")
         print(
