@@ -60,6 +60,50 @@ async def next_seq(events: AsyncIterator[Event], within: float) -> int:
         raise ProbeFailed(f"probe: no message:new within {within:.0f} s") from None
 
 
+async def polling_client(
+    args: argparse.Namespace, token: str, poster: AsyncAgentHub, room_id: str
+) -> None:
+    """socket.io's default client (long-polling first, then the websocket upgrade) through
+    the balancer: every polling request must reach the same backend (HAProxy's AH_SRV cookie,
+    kept by this client's cookie jar), or the session is unknown there and the connection
+    fails."""
+    import socketio
+
+    async with AsyncAgentHub(args.url, token) as hub:
+        jwt = await hub.session.token()
+        jar = aiohttp.CookieJar(unsafe=True, quote_cookie=False)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            sio = socketio.AsyncClient(reconnection=False, http_session=http)
+            seqs: asyncio.Queue[int] = asyncio.Queue()
+
+            async def on_message(data: dict[str, object]) -> None:
+                if data.get("roomId") == room_id:
+                    seqs.put_nowait(int(str(data["seq"])))
+
+            sio.on("message:new", on_message, namespace="/agents")
+            await sio.connect(
+                args.url, namespaces=["/agents"], auth={"token": jwt}, wait_timeout=15
+            )
+            try:
+                transport = sio.transport()
+                cookie = {c.key: c.value for c in jar}.get("AH_SRV")
+                msg = await poster.send(room_id, "to a long-polling client")
+                try:
+                    got = await asyncio.wait_for(seqs.get(), 15)
+                except TimeoutError:
+                    raise ProbeFailed(
+                        f"probe: the polling-first client (on {cookie}) got no message:new"
+                    ) from None
+                if got != msg.seq:
+                    raise ProbeFailed(f"probe: polling client expected {msg.seq}, got {got}")
+                print(
+                    f"probe: a polling-first socket.io client (sticky on {cookie}, now "
+                    f"{transport}) received seq {got} posted through {args.post_via}"
+                )
+            finally:
+                await sio.disconnect()
+
+
 async def run(args: argparse.Namespace) -> None:
     token = args.token_file.read_text().strip()
     nonce = secrets.token_hex(4)
@@ -90,6 +134,8 @@ async def run(args: argparse.Namespace) -> None:
             f"probe: a socket pinned to {args.pin} received seq {first.seq} posted through "
             f"{args.post_via} (cross-host fan-out)"
         )
+
+        await polling_client(args, token, poster, room.id)
 
         connections = sub.connections
         stop = await asyncio.create_subprocess_exec(
