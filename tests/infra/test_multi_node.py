@@ -97,6 +97,8 @@ def test_app_env_names_redis_workers_and_backend_port(root: Any, hostvars: dict[
     assert settings["REDIS_URL"].endswith(":6379/0")
     assert "TLS_CERT_FILE" not in settings, "behind the balancer, HAProxy terminates TLS"
     assert settings["POSTGRES_HOST"] != "127.0.0.1"
+    # The balancer's X-Forwarded-For names the client (rate limits, audit) behind HAProxy.
+    assert settings["TRUSTED_PROXIES"]
 
 
 def test_app_every_worker_listens_on_the_private_address(
