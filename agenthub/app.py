@@ -22,6 +22,7 @@ from agenthub.config import Settings
 from agenthub.metrics import Metrics
 from agenthub.realtime.server import RealtimeServer
 from agenthub.realtime.transport import SOCKETIO_PATH
+from agenthub.scaleout import EventRelay
 from agenthub.services.registry import Services, build_services
 from agenthub.shutdown import DRAIN_SECONDS, RequestDrain, within
 from agenthub.store.db import AuditObserver, Database, QueryObserver
@@ -148,6 +149,34 @@ def make_auth_listener(services: Services, metrics: Metrics) -> NotificationList
     )
 
 
+def start_scaleout(
+    services: Services, realtime: RealtimeServer | None, metrics: Metrics
+) -> EventRelay | None:
+    """With REDIS_URL: the events every process must hear go through Redis (agenthub.scaleout),
+    and /readyz reports the subscriptions. Without it: nothing (one process)."""
+    settings = services.settings
+    if not settings.redis_url:
+        return None
+    relay = EventRelay(settings.redis_url, settings.redis_prefix, services.db, services.bus.deliver)
+
+    def lost(up: bool) -> None:
+        if not up:
+            metrics.redis_connection_lost()
+
+    relay.on_state(lost)
+    services.bus.set_relay(relay)
+    relay.start()
+    if realtime is not None:
+        realtime.start()
+
+    def redis_ok() -> bool:
+        return relay.up and (realtime is None or bool(realtime.redis_listening))
+
+    services.redis_ok = redis_ok
+    log.info("sharing events and sockets through redis (prefix %s)", settings.redis_prefix)
+    return relay
+
+
 async def wait_for_database(services: Services, stop: asyncio.Event) -> bool:
     """Poll until the database answers (True) or shutdown is requested (False)."""
     delay = 0.5
@@ -166,6 +195,7 @@ async def shut_down(
     requests: RequestDrain,
     realtime: RealtimeServer | None,
     services: Services,
+    relay: EventRelay | None = None,
 ) -> None:
     """Stop taking work, let what is in progress finish and its answers go out (within
     DRAIN_SECONDS), then close: sockets at the transport level, so clients reconnect to the
@@ -179,6 +209,8 @@ async def shut_down(
         await realtime.drain(deadline)  # a new socket event: `unavailable`
     await within(requests.idle(), deadline, "HTTP requests in progress")
     await within(services.bus.settle(), deadline, "broadcasts of stored messages")
+    if relay is not None:
+        await within(relay.settle(), deadline, "broadcasts of stored messages")
     if realtime is not None:
         await realtime.close(deadline)
     await within(server.close_all_connections(), max(deadline, loop.time() + 1), "connections")
@@ -212,6 +244,7 @@ async def serve(settings: Settings, ssl_context: ssl.SSLContext | None = None) -
 
     auth_listener = make_auth_listener(services, metrics)
     auth_listener.start()
+    relay = start_scaleout(services, realtime, metrics)
     if realtime is not None:
         log.info("socket.io namespace /agents mounted at /socket.io/")
     if await wait_for_database(services, stop):
@@ -221,8 +254,12 @@ async def serve(settings: Settings, ssl_context: ssl.SSLContext | None = None) -
 
     systemd.notify("STOPPING=1")
     log.info("shutting down: draining connections")
-    await shut_down(server, requests, realtime, services)
+    await shut_down(server, requests, realtime, services, relay)
     await auth_listener.stop()
+    if relay is not None:
+        await relay.stop()
+    if realtime is not None:
+        await realtime.stop()
     await services.close()
     log.info("stopped")
     return 0

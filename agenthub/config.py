@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -20,6 +20,8 @@ from marshmallow import fields as mf
 EX_CONFIG = 78
 
 SECRET_SETTINGS = frozenset({"jwt_secret", "postgres_password", "metrics_token"})
+# Settings whose value may embed a password (redis://:PASSWORD@host): shown without it.
+URL_SETTINGS = frozenset({"redis_url"})
 
 # Variables that used to mean something: accepted whatever their value, ignored, and warned
 # about at start (a config file written for an older version must not stop the service).
@@ -73,6 +75,21 @@ class _Origins(mf.Field[tuple[str, ...]]):
                 ipaddress.ip_network(item, strict=False)
             except ValueError as exc:
                 raise ValidationError(f"bad origin or CIDR {item!r}") from exc
+        return items
+
+
+class _Networks(mf.Field[tuple[str, ...]]):
+    """Comma-separated addresses or CIDR blocks (``127.0.0.1,10.0.0.0/24``)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[str, ...]:
+        items = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValidationError(f"bad address or CIDR {item!r}") from exc
         return items
 
 
@@ -140,17 +157,22 @@ class SettingsSchema(Schema):
     )
     MAX_WAITERS = mf.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
     MAX_WAIT_SECONDS = mf.Integer(load_default=60, validate=validate.Range(min=1, max=60))
-    # Unset: one process, nothing touches Redis. Set: fan-out and shared state go through it.
+    # Several processes sharing one Redis: unset = one process, Redis never touched.
     REDIS_URL = mf.String(
         load_default="",
         validate=validate.Regexp(
-            r"^(|rediss?://.+|unix://.+)$", error="must be redis://[:password@]host:port/db"
+            r"^$|^(redis|rediss|unix)://", error="must start with redis://, rediss:// or unix://"
         ),
+    )
+    # Channel and key names of this deployment in Redis (two deployments may share one Redis).
+    REDIS_PREFIX = mf.String(
+        load_default="agenthub", validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$")
     )
     WORKERS = mf.Integer(load_default=1, validate=validate.Range(min=1, max=256))
     TLS_CERT_FILE = mf.String(load_default="")
     TLS_KEY_FILE = mf.String(load_default="")
     HSTS = _Bool(load_default=False)
+    TRUSTED_PROXIES = _Networks(load_default=())
 
     @validates("JWT_SECRET")
     def _secret_long_enough(self, value: str, **kwargs: Any) -> None:
@@ -192,11 +214,13 @@ class Settings:
     socket_max_buffer_bytes: int
     max_waiters: int
     max_wait_seconds: int
-    redis_url: str
-    workers: int
-    tls_cert_file: str
-    tls_key_file: str
-    hsts: bool
+    redis_url: str = ""
+    redis_prefix: str = "agenthub"
+    workers: int = 1
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    hsts: bool = False
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def tls(self) -> bool:
@@ -243,17 +267,21 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_SETTINGS:
                 value = "********" if value else ""
-            elif f.name == "redis_url":
-                value = mask_url_password(value)
+            elif f.name in URL_SETTINGS and value:
+                value = _without_password(value)
             elif isinstance(value, tuple):
                 value = ",".join(value)
             out[f.name.upper()] = value
         return out
 
 
-def mask_url_password(url: str) -> str:
-    """``redis://:secret@host`` -> ``redis://:********@host`` (logs and check-config)."""
-    return re.sub(r"^([a-z]+://[^:@/]*:)[^@/]*@", r"\1********@", url)
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}********@{host}"))
 
 
 def _quote_dsn(value: str) -> str:

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from agenthub.models import Message, Room
 from agenthub.ordering import PostSlot, RoomOrder
@@ -95,13 +96,28 @@ Event = (
 Listener = Callable[[Event], Awaitable[None]]
 
 
+class Relay(Protocol):
+    """Carries some events to every server process (agenthub.scaleout, when REDIS_URL is set)
+    and hands them, from whichever process, to ``EventBus.deliver``."""
+
+    def carries(self, event: Event) -> bool: ...
+    def send(self, event: Event) -> None: ...
+
+
 class EventBus:
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._listeners: list[Listener] = []  # this process's events only
+        self._everywhere: list[Listener] = []  # every process's, when a relay is set
         self._posts = RoomOrder(self._posted)
+        self._relay: Relay | None = None
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def subscribe(self, listener: Listener, *, everywhere: bool = False) -> None:
+        """``listener`` hears the events of this process (metrics count them once) or, with
+        ``everywhere``, those of every process sharing the relay (sockets, long polls)."""
+        (self._everywhere if everywhere else self._listeners).append(listener)
+
+    def set_relay(self, relay: Relay) -> None:
+        self._relay = relay
 
     def reserve(self, room_id: uuid.UUID) -> PostSlot:
         """Take a slot for a post into ``room_id`` right before its insert; complete it with
@@ -130,7 +146,19 @@ class EventBus:
         await self.publish(MessagePosted(message=message))
 
     async def publish(self, event: Event) -> None:
-        for listener in self._listeners:
+        await self._call(self._listeners, event)
+        if self._relay is not None and self._relay.carries(event):
+            self._relay.send(event)  # comes back through ``deliver``, in the room's order
+        else:
+            await self.deliver(event)
+
+    async def deliver(self, event: Event) -> None:
+        """Hand ``event`` (of any process) to the listeners of every process's events."""
+        await self._call(self._everywhere, event)
+
+    @staticmethod
+    async def _call(listeners: list[Listener], event: Event) -> None:
+        for listener in listeners:
             try:
                 await listener(event)
             except Exception:

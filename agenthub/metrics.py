@@ -126,10 +126,23 @@ class Metrics:
             "HTTP requests waiting for a message (?wait= long polls), at most MAX_WAITERS.",
             registry=r,
         )
+        self.redis_connection_lost_total = Counter(
+            "agenthub_redis_connection_lost",
+            "Redis pub/sub subscriptions (service events, socket.io emits) lost; each is"
+            " re-established by itself (REDIS_URL set only).",
+            registry=r,
+        )
         self.auth_listener_up = Gauge(
             "agenthub_auth_listener_up",
             "1 while this process listens for revocations (PostgreSQL LISTEN); 0 while every"
             " request re-checks its session in the database instead.",
+            registry=r,
+        )
+
+        self.rate_limit_store_unavailable = Counter(
+            "agenthub_rate_limit_store_unavailable",
+            "Times the shared rate-limit store (Redis, with REDIS_URL) became unreachable;"
+            " meanwhile each process limits on its own.",
             registry=r,
         )
 
@@ -152,6 +165,9 @@ class Metrics:
     def track_waiters(self, waiting: Callable[[], float]) -> None:
         """Read the long-poll count from the waiter registry at scrape time."""
         self.waiting_requests.set_function(waiting)
+
+    def redis_connection_lost(self) -> None:
+        self.redis_connection_lost_total.inc()
 
     def set_auth_listener_up(self, up: bool) -> None:
         self.auth_listener_up.set(1 if up else 0)

@@ -29,12 +29,17 @@ class OriginPolicy:
             else:
                 self._networks.append(ipaddress.ip_network(item, strict=False))
 
-    def allows(self, origin: str | None) -> bool:
+    def allows(self, origin: str | None, host: str | None = None) -> bool:
+        """``host``: the request's own ``Host`` header. An origin naming that same host (and
+        port) is the console served by this server (whatever name or address the person
+        used): always allowed, whatever ALLOWED_ORIGINS says (DESIGN.md, "The console is
+        same-origin"). The scheme is not compared: behind a TLS proxy the browser says https
+        and the request reaching us is http."""
         if not origin:
             # Non-browser clients (python-socketio, Node) send no Origin; CORS does not apply.
             return True
         normalized = origin.strip().lower().rstrip("/")
-        if normalized in self._exact:
+        if normalized in self._exact or is_same_origin(normalized, host):
             return True
         if not self._networks:
             return False
@@ -52,10 +57,18 @@ class OriginPolicy:
         return any(address in network for network in self._networks)
 
     def __call__(self, origin: str | None, environ: dict[str, Any] | None = None) -> bool:
-        return self.allows(origin)
+        return self.allows(origin, (environ or {}).get("HTTP_HOST"))
 
     def __contains__(self, origin: object) -> bool:
         return isinstance(origin, str) and self.allows(origin)
+
+
+def is_same_origin(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` (lower case) names the host:port the request was sent to."""
+    if not host:
+        return False
+    scheme, sep, netloc = origin.partition("://")
+    return bool(sep) and scheme in ("http", "https") and netloc == host.strip().lower()
 
 
 def cors_setting(allowed: tuple[str, ...]) -> str | OriginPolicy:

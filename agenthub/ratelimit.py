@@ -6,18 +6,31 @@ may burst up to its whole minute's allowance and then proceeds at the steady rat
 process (one AgentHub process per host, docs/ARCHITECTURE.md §1); a restart forgets it.
 Memory is bounded: idle buckets (full again) are dropped, and past ``max_keys`` the least
 recently used key is evicted.
+
+With ``REDIS_URL`` the request limits are shared by every process instead
+(``SharedRequestLimits``: the ``limits`` library's moving window, kept in Redis), so N workers
+or app hosts do not grant N times the budget.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agenthub.errors import RateLimited
 
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
 Clock = Callable[[], float]
+log = logging.getLogger("agenthub.ratelimit")
+
+ADDRESS_REFUSED = "too many requests from this address; slow down"
+AGENT_REFUSED = "too many requests from this agent; slow down"
 
 
 class KeyedLimiter:
@@ -103,12 +116,116 @@ class RequestLimits:
     def check_address(self, address: str) -> None:
         wait = self.by_address.hit(address)
         if wait:
-            raise RateLimited("too many requests from this address; slow down", retry_after(wait))
+            raise RateLimited(ADDRESS_REFUSED, retry_after(wait))
 
     def check_agent(self, agent_id: str) -> None:
         wait = self.by_agent.hit(agent_id)
         if wait:
-            raise RateLimited("too many requests from this agent; slow down", retry_after(wait))
+            raise RateLimited(AGENT_REFUSED, retry_after(wait))
+
+    async def admit_address(self, address: str) -> None:
+        self.check_address(address)
+
+    async def admit_agent(self, agent_id: str) -> None:
+        self.check_agent(agent_id)
+
+
+# After Redis failed, requests are limited per process for this long before Redis is tried
+# again: a dead Redis must not add a connect timeout to every request.
+STORE_RETRY_SECONDS = 5.0
+# A request waits at most this long for Redis; past it the per-process limits decide.
+STORE_TIMEOUT_SECONDS = 0.5
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """REDIS_URL in the ``limits`` library's async scheme (``async+redis://``, ``async+rediss://``,
+    ``async+redis+unix://``)."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+" + redis_url
+    return "async+" + redis_url
+
+
+class SharedRequestLimits:
+    """The request limits of every process sharing REDIS_URL: the ``limits`` library's moving
+    window (at most ``per_minute`` requests in any 60 s) in Redis, through redis-py.
+
+    Redis unreachable: requests are still served, limited by this process alone (the in-memory
+    buckets) until Redis answers again; each outage is logged once and counted."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        anonymous_per_minute: int,
+        agent_per_minute: int,
+        on_unavailable: Callable[[], None] | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        from limits import RateLimitItemPerMinute
+        from limits.aio.storage import RedisStorage
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        self.storage = RedisStorage(
+            limits_storage_uri(redis_url),
+            implementation="redispy",
+            key_prefix=f"{prefix}:ratelimit",
+            wrap_exceptions=True,
+            socket_connect_timeout=STORE_TIMEOUT_SECONDS,
+            socket_timeout=STORE_TIMEOUT_SECONDS,
+        )
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.by_address: RateLimitItem = RateLimitItemPerMinute(anonymous_per_minute)
+        self.by_agent: RateLimitItem = RateLimitItemPerMinute(agent_per_minute)
+        self.local = RequestLimits(anonymous_per_minute, agent_per_minute, clock=clock)
+        self._on_unavailable = on_unavailable
+        self._clock = clock
+        self._down = False
+        self._retry_at = 0.0
+
+    async def admit_address(self, address: str) -> None:
+        if not await self._admit(self.by_address, "address", address, ADDRESS_REFUSED):
+            self.local.check_address(address)
+
+    async def admit_agent(self, agent_id: str) -> None:
+        if not await self._admit(self.by_agent, "agent", agent_id, AGENT_REFUSED):
+            self.local.check_agent(agent_id)
+
+    async def _admit(self, item: RateLimitItem, kind: str, key: str, refused: str) -> bool:
+        """True when Redis decided (allowed, or RateLimited raised); False when it could not."""
+        from limits.errors import StorageError
+
+        if self._down and self._clock() < self._retry_at:
+            return False
+        try:
+            if await self.limiter.hit(item, kind, key):
+                self._up()
+                return True
+            stats = await self.limiter.get_window_stats(item, kind, key)
+        except (StorageError, OSError, TimeoutError) as exc:
+            self._unavailable(exc)
+            return False
+        self._up()
+        # reset_time: when the oldest request of the window leaves it (wall clock).
+        raise RateLimited(refused, retry_after(stats.reset_time - time.time()))
+
+    def _up(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("rate-limit store (Redis) reachable again; limits are shared again")
+
+    def _unavailable(self, exc: BaseException) -> None:
+        self._retry_at = self._clock() + STORE_RETRY_SECONDS
+        if self._down:
+            return
+        self._down = True
+        log.error(
+            "rate-limit store (Redis) unreachable (%s); each process limits on its own until "
+            "it answers",
+            exc,
+        )
+        if self._on_unavailable is not None:
+            self._on_unavailable()
 
 
 class LoginLimits:

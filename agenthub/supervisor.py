@@ -145,12 +145,21 @@ class Supervisor:
         delay = RESTART_DELAY_FIRST
         while not self.stopping.is_set():
             worker.ready = False
-            worker.process = await asyncio.create_subprocess_exec(
-                *worker_command(),
-                env=self._worker_env(worker),
-                stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )
+            try:
+                worker.process = await asyncio.create_subprocess_exec(
+                    *worker_command(),
+                    env=self._worker_env(worker),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as exc:  # fork or exec refused (out of memory, process limit)
+                log.error(
+                    "worker %d cannot be started: %s; retrying in %.1fs", worker.index, exc, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+                delay = min(delay * 2, RESTART_DELAY_MAX)
+                continue
             started = loop.time()
             log.info(
                 "worker %d started: pid %d, port %d",

@@ -29,11 +29,7 @@ import io
 import json
 import os
 import random
-import secrets
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -49,9 +45,10 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agenthub.store import reads as read_store
+from bench import world as world_
 from bench.rest_post import AGENTHUB, Client, expect, login, percentile
 from bench.search import _Lines
-from tests.helpers import free_port, pg_params
+from tests.helpers import pg_params
 
 AGENTS = 100
 ROOMS = 400
@@ -199,35 +196,9 @@ def generate(conn: Any, per_room: int, seed: int) -> tuple[str, int, int]:
 
 @contextmanager
 def world(per_room: int, seed: int, keep: bool) -> Iterator[World]:
-    name = f"agenthub_bench_inbox_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_db = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
-    admin_db.autocommit = True
-    with admin_db.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    port = free_port()
-    env = dict(
-        os.environ,
-        POSTGRES_DB=name,
-        JWT_SECRET=secrets.token_hex(32),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="warning",
-        RATE_LIMIT_ANONYMOUS_PER_MINUTE="1000000",
-        RATE_LIMIT_AGENT_PER_MINUTE="1000000",
-    )
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("POSTGRES_ADMIN_DB", None)
-    proc: subprocess.Popen[bytes] | None = None
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    try:
-
-        def cli(*args: str) -> str:
-            done = subprocess.run(
-                [AGENTHUB, *args], env=env, check=True, capture_output=True, text=True
-            )
-            return done.stdout.strip()
-
-        cli("migrate")
+    with world_.throwaway_database("agenthub_bench_inbox", keep) as name:
+        env = world_.server_env(name)
+        world_.cli(AGENTHUB, env, "migrate")
         conn = psycopg2.connect(**pg_params(name))
         started = time.perf_counter()
         try:
@@ -240,35 +211,9 @@ def world(per_room: int, seed: int, keep: bool) -> Iterator[World]:
             f"{unread_rooms} with unread messages ({total_unread:,} unread)",
             flush=True,
         )
-        token = cli("token", "issue", "--agent", "reader")
-        proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log, stderr=log)
-        base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise SystemExit(f"bench: server did not start:\n{log.read().decode()}")
-            try:
-                if Client(base_url).request("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        yield World(base_url, env, token, reader, unread_rooms, total_unread)
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
-        if keep:
-            print(f"kept the database {name} (drop it with: DROP DATABASE {name})")
-        else:
-            with admin_db.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin_db.close()
+        token = world_.cli(AGENTHUB, env, "token", "issue", "--agent", "reader")
+        with world_.serving(AGENTHUB, env) as (base_url, _pid):
+            yield World(base_url, env, token, reader, unread_rooms, total_unread)
 
 
 # How the EXPLAIN runs set PostgreSQL's JIT: as the server's connections do (off), as a

@@ -22,13 +22,9 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -39,12 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 # Run as a script (python bench/rest_post.py): make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import free_port, pg_params
+from bench import world
 
 AGENTHUB = shutil.which("agenthub", path=str(Path(sys.executable).parent)) or "agenthub"
 
@@ -116,66 +110,15 @@ def local_server(
 ) -> Iterator[LocalServer]:
     """A throwaway database, migrated, and ``agenthub serve`` on a free port (``agenthub`` is
     the executable: another checkout's measures that checkout), all dropped afterwards."""
-    name = f"agenthub_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_db = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
-    admin_db.autocommit = True
-    with admin_db.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    port = free_port()
-    env = dict(
-        os.environ,
-        POSTGRES_DB=name,
-        JWT_SECRET=secrets.token_hex(32),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="warning",
-        # All clients post from 127.0.0.1 as a handful of agents: measure the service,
-        # not the per-agent rate limit (600/min by default).
-        RATE_LIMIT_ANONYMOUS_PER_MINUTE="1000000",
-        RATE_LIMIT_AGENT_PER_MINUTE="1000000",
-    )
-    env.update(extra_env or {})
-    if pool_max is not None:
-        env["DB_POOL_MAX"] = str(pool_max)
-    env.pop("JOURNAL_STREAM", None)
-    proc: subprocess.Popen[bytes] | None = None
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    try:
-
-        def cli(*args: str) -> str:
-            done = subprocess.run(
-                [agenthub, *args], env=env, check=True, capture_output=True, text=True
-            )
-            return done.stdout.strip()
-
-        cli("migrate")
-        cli("agent", "create", "--name", "bench-admin", "--role", "admin")
-        token = cli("token", "issue", "--agent", "bench-admin")
-        proc = subprocess.Popen([agenthub, "serve"], env=env, stdout=log, stderr=log)
-        base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise SystemExit(f"bench: server did not start:\n{log.read().decode()}")
-            try:
-                if Client(base_url).request("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        yield LocalServer(base_url, token, proc.pid, name, env)
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
-        with admin_db.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin_db.close()
+    with world.throwaway_database("agenthub_bench") as name:
+        env = world.server_env(name, extra_env)
+        if pool_max is not None:
+            env["DB_POOL_MAX"] = str(pool_max)
+        world.cli(agenthub, env, "migrate")
+        world.cli(agenthub, env, "agent", "create", "--name", "bench-admin", "--role", "admin")
+        token = world.cli(agenthub, env, "token", "issue", "--agent", "bench-admin")
+        with world.serving(agenthub, env) as (base_url, pid):
+            yield LocalServer(base_url, token, pid, name, env)
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -37,12 +37,8 @@ import io
 import json
 import os
 import random
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -60,9 +56,10 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agenthub.store import search as search_store
+from bench import world as world_
 from bench.pgref import pgbench_reference
 from bench.rest_post import AGENTHUB, Client, expect, login, percentile
-from tests.helpers import free_port, pg_params
+from tests.helpers import pg_params
 
 ROOMS = 300
 AGENTS = 200
@@ -268,35 +265,9 @@ def generate(
 
 @contextmanager
 def world(messages: int, seed: int, pgbench: bool, keep: bool) -> Iterator[World]:
-    name = f"agenthub_bench_search_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_db = psycopg2.connect(**pg_params(os.environ.get("POSTGRES_ADMIN_DB", "postgres")))
-    admin_db.autocommit = True
-    with admin_db.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    port = free_port()
-    env = dict(
-        os.environ,
-        POSTGRES_DB=name,
-        JWT_SECRET=secrets.token_hex(32),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="warning",
-        RATE_LIMIT_ANONYMOUS_PER_MINUTE="1000000",
-        RATE_LIMIT_AGENT_PER_MINUTE="1000000",
-    )
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("POSTGRES_ADMIN_DB", None)
-    proc: subprocess.Popen[bytes] | None = None
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    try:
-
-        def cli(*args: str) -> str:
-            done = subprocess.run(
-                [AGENTHUB, *args], env=env, check=True, capture_output=True, text=True
-            )
-            return done.stdout.strip()
-
-        cli("migrate")
+    with world_.throwaway_database("agenthub_bench_search", keep) as name:
+        env = world_.server_env(name)
+        world_.cli(AGENTHUB, env, "migrate")
         if pgbench:
             print(f"pgbench reference: {pgbench_reference(name, env)}", flush=True)
         conn = psycopg2.connect(**pg_params(name))
@@ -308,35 +279,9 @@ def world(messages: int, seed: int, pgbench: bool, keep: bool) -> Iterator[World
         print(
             f"generated {messages:,} messages in {time.perf_counter() - started:.0f} s", flush=True
         )
-        token = cli("token", "issue", "--agent", "searcher")
-        proc = subprocess.Popen([AGENTHUB, "serve"], env=env, stdout=log, stderr=log)
-        base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise SystemExit(f"bench: server did not start:\n{log.read().decode()}")
-            try:
-                if Client(base_url).request("GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        yield World(base_url, env, token, searcher_id, my_rooms, words, counts)
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
-        if keep:
-            print(f"kept the database {name} (drop it with: DROP DATABASE {name})")
-        else:
-            with admin_db.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin_db.close()
+        token = world_.cli(AGENTHUB, env, "token", "issue", "--agent", "searcher")
+        with world_.serving(AGENTHUB, env) as (base_url, _pid):
+            yield World(base_url, env, token, searcher_id, my_rooms, words, counts)
 
 
 # --- the measurement ---------------------------------------------------------------------------

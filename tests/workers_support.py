@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,8 @@ def start_workers(
     base = port or free_port_run(count)
     env = dict(env, PORT=str(base), HOST="127.0.0.1")
     env.setdefault("REDIS_URL", LOCAL_REDIS)
+    # Its own channels and keys: other tests and other runs share this Redis.
+    env.setdefault("REDIS_PREFIX", f"test-{uuid.uuid4().hex[:12]}")
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [AGENTHUB, "serve", "--workers", str(count)], env=env, stdout=log_file, stderr=log_file

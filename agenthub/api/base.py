@@ -130,25 +130,29 @@ class BaseHandler(tornado.web.RequestHandler):
     def _apply_cors(self) -> None:
         self.set_header("Vary", "Origin")
         origin = self.request.headers.get("Origin")
-        if origin is not None and self.guards.cors.allows(origin):
+        if origin is not None and self.guards.cors.allows(origin, self.request.host):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
 
-    def _check_origin_and_rate(self) -> None:
+    async def _check_origin_and_rate(self) -> None:
         """Before any work: refuse a browser origin outside ALLOWED_ORIGINS, then charge the
         request to its agent (a JWT with a valid signature) or else to its client address.
         Only the signature is checked here (no database), so a refused request costs nothing."""
         origin = self.request.headers.get("Origin")
-        if origin is not None and not self.guards.cors.allows(origin):
+        if origin is not None and not self.guards.cors.allows(origin, self.request.host):
             raise Forbidden(
                 "origin not allowed", {"origin": f"not in ALLOWED_ORIGINS: {origin[:200]}"}
             )
         if self.auth_required and self.request.method != "OPTIONS":
             agent_id = self._signed_agent_id()
             if agent_id is not None:
-                self.guards.requests.check_agent(agent_id)
+                await self.guards.requests.admit_agent(agent_id)
                 return
-        self.guards.requests.check_address(self.request.remote_ip or "unknown")
+        await self.guards.requests.admit_address(self.client_address())
+
+    def client_address(self) -> str:
+        """Whom a per-address limit charges: the TCP peer, or the client behind a trusted proxy."""
+        return self.guards.client_address.of(self.request)
 
     def _signed_agent_id(self) -> str | None:
         try:
@@ -186,7 +190,7 @@ class BaseHandler(tornado.web.RequestHandler):
     async def admit(self) -> None:
         """Let the request through or raise its refusal, before the body is read: the checks
         cost no database query except authentication, which comes last."""
-        self._check_origin_and_rate()
+        await self._check_origin_and_rate()
         if self.request.method not in (*self.methods(), "OPTIONS"):
             # Before auth: the route has no such method.
             allowed = ", ".join([*self.methods(), "OPTIONS"])
@@ -445,5 +449,5 @@ class NotFoundHandler(BaseHandler):
     route = "unmatched"
 
     async def admit(self) -> None:
-        self._check_origin_and_rate()
+        await self._check_origin_and_rate()
         raise NotFound("no such route")

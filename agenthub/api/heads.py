@@ -51,7 +51,7 @@ class OversizedHeadHandler(BaseHandler):
         self.refusal = refusal
 
     async def admit(self) -> None:
-        self._check_origin_and_rate()
+        await self._check_origin_and_rate()
         raise self.refusal
 
 

@@ -22,7 +22,13 @@ class ReadyHandler(BaseHandler):
     auth_required = False
 
     async def get(self) -> None:
+        checks = {"db": "ok"}
+        if self.services.redis_ok is not None:
+            # Degraded, not down: PostgreSQL is the truth, posts commit without Redis and
+            # clients catch up by seq once it is back. So a balancer keeps this process.
+            checks["redis"] = "ok" if self.services.redis_ok() else "unavailable"
         if await self.services.db.ping():
-            self.reply(200, {"status": "ready", "checks": {"db": "ok"}})
+            self.reply(200, {"status": "ready", "checks": checks})
         else:
-            self.reply(503, {"status": "unavailable", "checks": {"db": "unavailable"}})
+            checks["db"] = "unavailable"
+            self.reply(503, {"status": "unavailable", "checks": checks})

@@ -155,6 +155,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         tags=["ops"],
         description="Open unless METRICS_TOKEN is set; then send it as a bearer credential.",
     ),
+    ("/", "GET"): Operation(
+        "console",
+        "The web console (index.html; docs/CONSOLE.md)",
+        {200: "text/html"},
+        (403,),
+        PUBLIC,
+        tags=["console"],
+        description="Never cached (Cache-Control: no-cache); not rate limited.",
+    ),
+    ("/console/{asset}", "GET"): Operation(
+        "consoleAsset",
+        "A file of the web console, by its content-hashed name",
+        {200: "application/octet-stream"},
+        (403, 404),
+        PUBLIC,
+        tags=["console"],
+        description="Names carry a hash of the content: cached for a year (immutable). "
+        "JavaScript, CSS or SVG; gzip when the client accepts it. Not rate limited.",
+    ),
     ("/api/v1/openapi.json", "GET"): Operation(
         "openapi", "This document", {200: "application/json"}, (403, 429), PUBLIC, tags=["ops"]
     ),
@@ -384,9 +403,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "listAudit",
         "The audit trail, newest first (admin)",
         {200: wire.AuditPageSchema},
-        (400, *_AUTH_ERRORS),
-        query=("type", "limit", "cursor"),
+        (400, 404, *_AUTH_ERRORS),
+        query=(
+            "type",
+            (
+                "agent",
+                {
+                    "type": "string",
+                    "pattern": REF_PATTERN,
+                    "description": "only events attributed to this agent: id, name, or me",
+                },
+            ),
+            "limit",
+            "cursor",
+        ),
         tags=["audit"],
+        description="agent: an unknown name is a 404; an unknown id matches nothing.",
     ),
 }
 
@@ -394,6 +426,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 def _path_parameter(name: str) -> dict[str, Any]:
     if name == "prefix":
         schema: dict[str, Any] = {"type": "string", "description": "an API token's prefix"}
+    elif name == "asset":
+        schema = {"type": "string", "description": "a console file's hashed name"}
     elif name == "seq":
         schema = {"type": "integer", "minimum": 1, "description": "a message's seq in the room"}
     else:

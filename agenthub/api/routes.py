@@ -7,6 +7,7 @@ from typing import Any
 from agenthub.api import (
     agents,
     audit,
+    console,
     dms,
     health,
     mentions,
@@ -18,6 +19,7 @@ from agenthub.api import (
 )
 from agenthub.api.base import BaseHandler
 from agenthub.api.security import HttpGuards
+from agenthub.console import ConsoleAssets
 
 _SEGMENT = r"([^/]+)"
 
@@ -46,6 +48,8 @@ HANDLERS: list[type[BaseHandler]] = [
     audit.AuditHandler,
     metrics_handler.MetricsHandler,
     openapi.OpenApiHandler,
+    console.ConsoleIndexHandler,
+    console.ConsoleAssetHandler,
 ]
 
 
@@ -63,11 +67,13 @@ def url_specs(
     route without a documented operation stops the server from starting."""
     args = {"services": services, "guards": guards}
     document = openapi.build_document(services.settings, HANDLERS)
-    return [
-        (
-            _regex(h.route),
-            h,
-            {**args, "document": document} if h is openapi.OpenApiHandler else args,
-        )
-        for h in HANDLERS
-    ]
+    assets = ConsoleAssets()  # read and hashed once; a broken reference stops the start
+
+    def extra(h: type[BaseHandler]) -> dict[str, Any]:
+        if h is openapi.OpenApiHandler:
+            return {"document": document}
+        if issubclass(h, console.ConsoleIndexHandler | console.ConsoleAssetHandler):
+            return {"assets": assets}
+        return {}
+
+    return [(_regex(h.route), h, {**args, **extra(h)}) for h in HANDLERS]

@@ -12,6 +12,6 @@ class SessionsHandler(BaseHandler):
     async def post(self) -> None:
         # Failed-login throttling is the service's rule; it needs the client address.
         session = await self.services.sessions.exchange_token(
-            self.bearer_credential(), address=self.request.remote_ip or "unknown"
+            self.bearer_credential(), address=self.client_address()
         )
         self.reply(201, session.to_dict())

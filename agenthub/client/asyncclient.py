@@ -67,10 +67,12 @@ class AsyncAgentHub:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         refresh_fraction: float = 0.8,
+        ca_file: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self.http = HttpTransport(self.url, timeout=timeout)
+        # ca_file: PEM CA certificates to trust besides the system's (default: $AGENTHUB_CA_FILE).
+        self.http = HttpTransport(self.url, timeout=timeout, ca_file=ca_file)
         self.session = SessionManager(self.http, api_token, refresh_fraction=refresh_fraction)
         self._subscriptions: set[Subscription] = set()
 

@@ -4,7 +4,9 @@ as exceptions, network failures as ``ConnectionFailed``; and the retry policy.""
 from __future__ import annotations
 
 import json
+import os
 import random
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,18 +70,41 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
+CA_FILE_VARIABLE = "AGENTHUB_CA_FILE"
+
+
+def trusting_context(ca_file: str) -> ssl.SSLContext:
+    """The system's trusted CAs plus those in ``ca_file`` (PEM)."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"{CA_FILE_VARIABLE}: cannot load CA certificates from {ca_file}: {exc}"
+        ) from None
+    return context
+
+
 class HttpTransport:
     """JSON over one aiohttp session, created on first use inside the running loop (and
     closed by ``close``). Knows nothing about sessions: callers pass the bearer token."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, ca_file: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        # A private CA (the one the Ansible role makes) trusted for AgentHub alone, on top of
+        # the system's: SSL_CERT_FILE would replace the system's for the whole process, and an
+        # agent usually talks to other HTTPS services too.
+        self.ca_file = ca_file if ca_file is not None else os.environ.get(CA_FILE_VARIABLE, "")
+        self._ssl = trusting_context(self.ca_file) if self.ca_file else None
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": USER_AGENT}, connector=connector
+            )
         return self._session
 
     async def request(

@@ -56,6 +56,7 @@ class AgentHub:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         refresh_fraction: float = 0.8,
+        ca_file: str | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -63,7 +64,12 @@ class AgentHub:
         )
         self._thread.start()
         self.aio = AsyncAgentHub(
-            url, api_token, retry=retry, timeout=timeout, refresh_fraction=refresh_fraction
+            url,
+            api_token,
+            retry=retry,
+            timeout=timeout,
+            refresh_fraction=refresh_fraction,
+            ca_file=ca_file,
         )
         self._closed = False
 

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import socketio
 import tornado.websocket
 from engineio import packet as eio_packet
 from socketio import packet
+
+log = logging.getLogger("agenthub.realtime")
 
 
 class DirectServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -126,3 +130,111 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
         with contextlib.suppress(tornado.websocket.WebSocketClosedError):
             handler.write_message(frame)
         return True
+
+
+class RedisDirectManager(socketio.AsyncRedisManager, DirectManager):  # type: ignore[misc]
+    """python-socketio's Redis manager (every emit to a room reaches the sockets of every
+    process sharing the channel) whose local delivery, of this process's emits and of those
+    received from Redis, takes ``DirectManager``'s short path: ``AsyncPubSubManager`` hands
+    both to ``super().emit``, which the method order makes ``DirectManager.emit``.
+
+    An emit addressed only to sockets of this process (an ack's follow-up, a kick's reason)
+    is not published: nobody else could deliver it. The subscription reconnects with a short
+    backoff (the library's doubles up to a minute) and reports each loss to ``on_lost``."""
+
+    def __init__(
+        self, url: str, channel: str, on_state: Callable[[bool], None] | None = None
+    ) -> None:
+        # (Not super(): mypy sees the untyped library class as Any and picks DirectManager.)
+        socketio.AsyncRedisManager.__init__(
+            self, url, channel=channel, redis_options=redis_options()
+        )
+        self._report_state = on_state
+        self.listening = False
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        target = to or room
+        if callback is None and self._all_local(target, namespace):
+            kwargs["ignore_queue"] = True
+        await super().emit(
+            event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs
+        )
+
+    def _all_local(self, target: Any, namespace: str) -> bool:
+        if target is None:
+            return False
+        targets = target if isinstance(target, list | tuple) else [target]
+        return all(self.is_connected(sid, namespace) for sid in targets)
+
+    def _set_listening(self, up: bool) -> None:
+        if up != self.listening:
+            self.listening = up
+            if self._report_state is not None:
+                self._report_state(up)
+
+    async def _redis_listen_with_retries(self) -> Any:
+        delay = 0.2
+        while True:
+            self._redis_connect()
+            pubsub = self.pubsub  # _publish may connect anew meanwhile: keep this one
+            try:
+                await pubsub.subscribe(self.channel)
+                self._set_listening(True)
+                delay = 0.2
+                async for message in pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.listening:
+                    log.warning("socket.io redis subscription lost: %s", exc)
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            self._set_listening(False)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _publish(self, data: Any) -> Any:
+        # One attempt, bounded: an emit must not hang on an unreachable Redis (the sockets of
+        # other processes then miss it and catch up by seq); the library logs each failure.
+        if not self.listening:
+            # The subscription is down, so Redis is: skip rather than wait on every emit
+            # (the other processes' sockets miss it, as they would anyway, and catch up by seq).
+            return None
+        for attempt in (1, 2):  # the second on a new connection (Redis may have restarted)
+            if not self.connected:  # type: ignore[has-type]
+                self._redis_connect()
+            try:
+                return await asyncio.wait_for(
+                    self.redis.publish(self.channel, self.json.dumps(data)), timeout=2.0
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected = False
+                if attempt == 2 and self.listening:
+                    log.warning("cannot publish to redis: %s", exc)
+        return None
+
+
+def redis_options() -> dict[str, Any]:
+    """The redis-py client options both Redis users share (agenthub.scaleout)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return {
+        "socket_connect_timeout": 2.0,
+        "socket_keepalive": True,
+        "health_check_interval": 15,
+        "retry": Retry(NoBackoff(), 0),
+    }

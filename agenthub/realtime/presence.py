@@ -59,6 +59,10 @@ class Presence:
     def in_room(self, sid: str, room_id: uuid.UUID) -> bool:
         return room_id in self._rooms_of.get(sid, ())
 
+    def entries(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Every (room, agent) online here."""
+        return [(room, agent) for room, agents in self._online.items() for agent in agents]
+
     def room_count(self) -> int:
         """Rooms where at least one agent is online."""
         return len(self._online)

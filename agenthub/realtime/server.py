@@ -4,6 +4,7 @@ Tornado app on the REST port, drained on shutdown."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import engineio.packet
@@ -25,11 +26,12 @@ from agenthub.metrics import Metrics
 from agenthub.models import Message
 from agenthub.origins import cors_setting
 from agenthub.realtime.connections import SocketState
-from agenthub.realtime.fanout import DirectManager, DirectServer
+from agenthub.realtime.fanout import DirectManager, DirectServer, RedisDirectManager
 from agenthub.realtime.namespace import AgentsNamespace
 from agenthub.realtime.packets import AgentsPacket
 from agenthub.realtime.rate_limit import FloodGuard
 from agenthub.realtime.revalidation import SessionRevalidator
+from agenthub.realtime.shared_presence import SharedPresence
 from agenthub.realtime.sockets import LiveSockets
 from agenthub.realtime.transport import SOCKETIO_PATH, Websockets, handler_class
 from agenthub.services.registry import Services
@@ -79,7 +81,14 @@ class RealtimeServer:
         timeout = float(settings.presence_timeout_seconds)
         self.ping_interval = timeout / 3
         self.ping_timeout = timeout - self.ping_interval
-        self.manager = DirectManager()
+        self.manager: DirectManager
+        if settings.redis_url:
+            # Every emit to a room reaches the sockets of every process (docs/CONFIG.md).
+            self.manager = RedisDirectManager(
+                settings.redis_url, f"{settings.redis_prefix}:socketio", self._redis_state
+            )
+        else:
+            self.manager = DirectManager()
         self.sio = DirectServer(
             client_manager=self.manager,
             async_mode="tornado",
@@ -101,6 +110,17 @@ class RealtimeServer:
         )
         self.connections = self.sockets.connections
         self.presence = self.sockets.presence
+        self.shared_presence: SharedPresence | None = None
+        if settings.redis_url:
+            self.shared_presence = SharedPresence(
+                settings.redis_url,
+                settings.redis_prefix,
+                timeout,
+                self._offline_elsewhere,
+                self.presence.entries,
+            )
+            self.sockets.shared = self.shared_presence
+            services.rooms.set_online_lookup(self._online_anywhere)
         self.sio.register_namespace(AgentsNamespace(services, self.sockets, self._observe_event))
         self.revalidator = SessionRevalidator(
             self.connections, services.sessions.standing, self.end_session
@@ -112,7 +132,7 @@ class RealtimeServer:
             max_buffer_bytes=settings.socket_max_buffer_bytes,
             on_slow_consumer=self._slow_consumer,
         )
-        services.bus.subscribe(self.on_event)
+        services.bus.subscribe(self.on_event, everywhere=True)
         services.rooms.set_online_check(self.presence.is_online)
         if metrics is not None:
             self.bind_metrics(metrics)
@@ -125,6 +145,41 @@ class RealtimeServer:
             lambda: float(self.connections.agent_count()),
             lambda: float(self.presence.room_count()),
         )
+
+    def _redis_state(self, up: bool) -> None:
+        if not up and self.metrics is not None:
+            self.metrics.redis_connection_lost()
+
+    async def _offline_elsewhere(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+        """A dead process's agent is offline now (shared presence's sweep)."""
+        await self.sockets.announce(room_id, agent_id, "offline")
+
+    async def _online_anywhere(self, room_id: uuid.UUID, agents: list[uuid.UUID]) -> set[uuid.UUID]:
+        assert self.shared_presence is not None
+        return await self.shared_presence.online(
+            room_id, agents, lambda agent: self.presence.is_online(room_id, agent)
+        )
+
+    def start(self) -> None:
+        """Start the manager now (python-socketio would at the first handshake), so its Redis
+        subscription, when REDIS_URL is set, is in force and reported from the start."""
+        if not self.sio.manager_initialized:
+            self.sio.manager_initialized = True
+            self.manager.initialize()
+        if self.shared_presence is not None:
+            self.shared_presence.start()
+
+    async def stop(self) -> None:
+        """After ``close``: this process no longer counts as alive for shared presence."""
+        if self.shared_presence is not None:
+            await self.shared_presence.stop()
+
+    @property
+    def redis_listening(self) -> bool | None:
+        """None without REDIS_URL; else whether socket.io's subscription is in force."""
+        if isinstance(self.manager, RedisDirectManager):
+            return self.manager.listening
+        return None
 
     def _observe_event(self, event: str, seconds: float) -> None:
         if self.metrics is not None:
@@ -183,12 +238,12 @@ class RealtimeServer:
             # The bus publishes a room's messages in seq order, one at a time.
             message = event.message
             payload = message.to_dict()
-            await self.sockets.send(str(message.room_id), "message:new", payload)
+            await self.sockets.send(str(message.room_id), "message:new", payload, here_only=True)
             await self._mentioned(message, payload)
         elif isinstance(event, MessageRedacted):
             # After the message:new of that seq (the bus keeps the room's order).
             payload = {"roomId": str(event.room_id), "seq": event.seq}
-            await self.sockets.send(str(event.room_id), "message:redacted", payload)
+            await self.sockets.send(str(event.room_id), "message:redacted", payload, here_only=True)
         elif isinstance(event, RoomUpdated):
             # Everyone who hears it is a member (the room's sockets are its members'); a
             # member's read state is its own, so none is in it (Room.shared).
@@ -203,7 +258,7 @@ class RealtimeServer:
                 if state.sid != event.origin_sid
             ]
             if sids:
-                await self.sockets.send(sids, "read:update", payload)
+                await self.sockets.send(sids, "read:update", payload, here_only=True)
         elif isinstance(event, MemberAdded):
             await self.sockets.member_added(event.room_id, event.agent_id)
         elif isinstance(event, MemberRemoved):
@@ -229,12 +284,14 @@ class RealtimeServer:
         }
         senders = self.sockets.sockets_in(message.room_id, [message.sender_id])
         if message.mentions_room:
-            await self.sockets.send(str(message.room_id), "mention:new", event, skip=senders)
+            await self.sockets.send(
+                str(message.room_id), "mention:new", event, skip=senders, here_only=True
+            )
             return
         named = [agent for agent in message.mentions if agent != message.sender_id]
         sids = self.sockets.sockets_in(message.room_id, named)
         if sids:
-            await self.sockets.send(sids, "mention:new", event)
+            await self.sockets.send(sids, "mention:new", event, here_only=True)
 
     async def _revoked(self, sid: str, why: str) -> None:
         await self.kick(sid, "session:revoked", {"code": "unauthorized", "message": why})

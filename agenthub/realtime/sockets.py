@@ -21,6 +21,7 @@ from agenthub.realtime.connections import Connections, SocketState
 from agenthub.realtime.fanout import DirectManager
 from agenthub.realtime.presence import Presence
 from agenthub.realtime.rate_limit import FloodGuard
+from agenthub.realtime.shared_presence import SharedPresence
 from agenthub.realtime.transport import name_connection
 
 log = logging.getLogger("agenthub.realtime")
@@ -32,6 +33,8 @@ class LiveSockets:
         self._guard = guard
         self.connections = Connections()
         self.presence = Presence()
+        # REDIS_URL: whether an agent is online anywhere (realtime.shared_presence).
+        self.shared: SharedPresence | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # Shutdown: once False, events are answered `unavailable` and handshakes refused.
         self.accepting = True
@@ -67,7 +70,8 @@ class LiveSockets:
         offline = self.presence.remove_socket(sid)
         if state is not None:
             for room_id in offline:
-                await self.announce(room_id, state.agent_id, "offline")
+                if await self._gone_everywhere(room_id, state.agent_id):
+                    await self.announce(room_id, state.agent_id, "offline")
 
     def refreshed(self, state: SocketState) -> None:
         """(Re)arm the timer that ends the socket when its session expires."""
@@ -111,17 +115,46 @@ class LiveSockets:
     async def enter(self, sid: str, room_id: uuid.UUID) -> bool:
         """Join the socket to the room's broadcasts; True when its agent came online there."""
         await self._sio.enter_room(sid, str(room_id), namespace=NAMESPACE)
-        return self.presence.join(sid, room_id)
+        if not self.presence.join(sid, room_id):
+            return False
+        state = self.connections.get(sid)
+        if self.shared is None or state is None:
+            return True
+        return await self.shared.arrived(room_id, state.agent_id)
 
     async def leave(self, sid: str, room_id: uuid.UUID) -> bool:
         await self._sio.leave_room(sid, str(room_id), namespace=NAMESPACE)
-        return self.presence.leave(sid, room_id)
+        state = self.connections.get(sid)
+        if not self.presence.leave(sid, room_id):
+            return False
+        return state is None or await self._gone_everywhere(room_id, state.agent_id)
+
+    async def _gone_everywhere(self, room_id: uuid.UUID, agent_id: uuid.UUID) -> bool:
+        """The agent just went offline in the room on this process: is it offline anywhere?"""
+        if self.shared is None:
+            return True
+        return await self.shared.departed(room_id, agent_id)
 
     async def send(
-        self, to: str | list[str], event: str, payload: dict[str, Any], skip: Sequence[str] = ()
+        self,
+        to: str | list[str],
+        event: str,
+        payload: dict[str, Any],
+        skip: Sequence[str] = (),
+        *,
+        here_only: bool = False,
     ) -> None:
-        """``event`` to sockets (sids) or to everyone in rooms (room ids), but ``skip``."""
-        await self._sio.emit(event, payload, to=to, skip_sid=list(skip), namespace=NAMESPACE)
+        """``event`` to sockets (sids) or to everyone in rooms (room ids), but ``skip``.
+        ``here_only``: to this process's sockets alone, for an event every process hears and
+        sends to its own sockets (agenthub.scaleout); without REDIS_URL it changes nothing."""
+        await self._sio.emit(
+            event,
+            payload,
+            to=to,
+            skip_sid=list(skip),
+            namespace=NAMESPACE,
+            ignore_queue=here_only,
+        )
 
     def sockets_in(self, room_id: uuid.UUID, agents: Iterable[uuid.UUID]) -> list[str]:
         """The sockets of ``agents`` that are in the room."""

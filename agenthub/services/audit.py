@@ -10,6 +10,7 @@ from agenthub.actors import Actor
 from agenthub.domain import PageBounds, one_of
 from agenthub.errors import Forbidden, ValidationFailed
 from agenthub.models import AuditEvent
+from agenthub.services.directory import AgentRef, Directory
 from agenthub.store import audit as audit_store
 from agenthub.store.db import Database, Session
 
@@ -38,8 +39,9 @@ async def record(s: Session, event_type: str, agent_id: uuid.UUID | None, **payl
 
 
 class AuditService:
-    def __init__(self, db: Database, *, pages: PageBounds) -> None:
+    def __init__(self, db: Database, directory: Directory, *, pages: PageBounds) -> None:
         self._db = db
+        self._directory = directory
         self._pages = pages
 
     async def list_events(
@@ -49,18 +51,23 @@ class AuditService:
         event_type: str | None,
         limit: int | None,
         cursor: str | None,
+        agent: AgentRef | None = None,
     ) -> tuple[list[AuditEvent], str | None]:
-        """Newest first; ``limit`` None means the default page size."""
+        """Newest first; ``limit`` None means the default page size; ``agent`` (id, name or
+        ``me``): only the events attributed to that agent (an unknown name: NotFound)."""
         if not actor.is_admin:
             raise Forbidden("only admins may read the audit trail")
         limit = self._pages.limit(limit)
         if event_type is not None and event_type not in EVENT_TYPES:
             raise ValidationFailed("unknown audit event type", {"type": one_of(EVENT_TYPES)})
+        agent_id = None if agent is None else await self._directory.agent_id(actor, agent)
         scope = event_type or "*"
+        if agent_id is not None:  # (a cursor of an unfiltered page stays valid as it was)
+            scope = f"{scope}@{agent_id}"
         before = cursors.decode(cursor, "audit", scope) if cursor else None
         async with self._db.session() as s:
             rows = await audit_store.page(
-                s, type=event_type, before_position=before, limit=limit + 1
+                s, type=event_type, agent_id=agent_id, before_position=before, limit=limit + 1
             )
         more = len(rows) > limit
         rows = rows[:limit]

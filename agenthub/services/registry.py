@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agenthub.auth.api_tokens import TokenHasher
@@ -40,6 +41,8 @@ class Services:
     search: SearchService
     audit: AuditService
     waiters: Waiters
+    # REDIS_URL set: whether this process's Redis subscriptions are in force (/readyz).
+    redis_ok: Callable[[], bool] | None = None
 
     async def close(self) -> None:
         await self.db.close()
@@ -51,7 +54,7 @@ def build_services(settings: Settings, db: Database) -> Services:
     # Long polls (?wait=) are woken by the messages the bus publishes after their commit.
     # Half the pool at most for the queries of woken waiters: the rest serves other requests.
     waiters = Waiters(settings.max_waiters, requeries=max(1, settings.db_pool_max // 2))
-    bus.subscribe(waiters.on_event)
+    bus.subscribe(waiters.on_event, everywhere=True)
     pages = PageBounds(default=settings.page_size_default, maximum=settings.page_size_max)
     hasher = TokenHasher(workers=settings.argon2_workers)
     directory = Directory(db)
@@ -89,6 +92,6 @@ def build_services(settings: Settings, db: Database) -> Services:
             db, bus, directory, waiters=waiters, max_wait_seconds=settings.max_wait_seconds
         ),
         search=SearchService(db, directory, pages=pages),
-        audit=AuditService(db, pages=pages),
+        audit=AuditService(db, directory, pages=pages),
         waiters=waiters,
     )

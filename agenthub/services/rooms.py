@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from agenthub.actors import Actor, Principal
 from agenthub.domain import MAX_TOPIC, ME, ROOM_KINDS, VISIBILITIES, one_of
@@ -20,6 +20,8 @@ from agenthub.store.db import Database, Row, Session, UniqueViolation
 
 # Answers "is this agent online in this room?"; the socket layer provides it.
 OnlineCheck = Callable[[uuid.UUID, uuid.UUID], bool]
+# Several processes: which of these agents are online in this room on any of them.
+OnlineLookup = Callable[[uuid.UUID, list[uuid.UUID]], Awaitable[set[uuid.UUID]]]
 
 
 def _check_manager(actor: Actor, row: Row, verb: str) -> None:
@@ -87,9 +89,14 @@ class RoomService:
         self._directory = directory
         self._bus = bus
         self._online: OnlineCheck = lambda room_id, agent_id: False
+        self._online_lookup: OnlineLookup | None = None
 
     def set_online_check(self, check: OnlineCheck) -> None:
         self._online = check
+
+    def set_online_lookup(self, lookup: OnlineLookup) -> None:
+        """Several processes: who is online anywhere (asked once per member listing)."""
+        self._online_lookup = lookup
 
     async def create_room(
         self,
@@ -217,6 +224,9 @@ class RoomService:
         async with self._db.session() as s:
             await load_visible_room(s, actor, room_id)
             rows = await room_store.members(s, room_id)
+        online: set[uuid.UUID] | None = None
+        if self._online_lookup is not None:
+            online = await self._online_lookup(room_id, [r["agent_id"] for r in rows])
         out = []
         for r in rows:
             m = Member.from_row(r)
@@ -227,7 +237,11 @@ class RoomService:
                     display_name=m.display_name,
                     role=m.role,
                     joined_at=m.joined_at,
-                    online=self._online(room_id, m.agent_id),
+                    online=(
+                        m.agent_id in online
+                        if online is not None
+                        else self._online(room_id, m.agent_id)
+                    ),
                 )
             )
         return out

@@ -19,6 +19,67 @@ from agenthub.store.tables import agents, audit_events, mentions, messages, room
 COLUMNS = [c for c in messages.c if c.key != "search"]
 
 
+# The columns a post statement fills (the rest take their defaults).
+_STORED_FIELDS = [
+    "room_id",
+    "seq",
+    "sender_id",
+    "body",
+    "client_msg_id",
+    "kind",
+    "data",
+    "reply_to",
+    "thread_root",
+    "mentions",
+    "mentions_room",
+]
+
+
+def _notified(stored: Any) -> Any:
+    """The mentions rows of the posts ``stored`` inserted: one per member to notify, those
+    named or every member for @room; never the sender."""
+    return (
+        sa.insert(mentions)
+        .from_select(
+            ["agent_id", "room_id", "seq"],
+            sa.select(room_members.c.agent_id, stored.c.room_id, stored.c.seq)
+            .select_from(stored.join(room_members, room_members.c.room_id == stored.c.room_id))
+            .where(
+                room_members.c.agent_id != stored.c.sender_id,
+                sa.or_(
+                    stored.c.mentions_room,
+                    room_members.c.agent_id == sa.func.any(stored.c.mentions),
+                ),
+            ),
+        )
+        .cte("notified")
+    )
+
+
+def _audited(stored: Any) -> Any:
+    """One ``message-sent`` audit event per post ``stored`` inserted, in seq order (the audit
+    trail's ids then follow the room's seqs within a batch)."""
+    return (
+        sa.insert(audit_events)
+        .from_select(
+            ["type", "agent_id", "payload"],
+            sa.select(
+                sa.literal("message-sent", sa.Text),
+                stored.c.sender_id,
+                sa.func.jsonb_build_object(
+                    "roomId",
+                    sa.cast(stored.c.room_id, sa.Text),
+                    "messageId",
+                    sa.cast(stored.c.id, sa.Text),
+                    "seq",
+                    stored.c.seq,
+                ),
+            ).order_by(stored.c.seq),
+        )
+        .cte("audited")
+    )
+
+
 def _insert_next() -> Statement:
     """The post statement for one post (``insert_batch`` of one, the careful path).
     Parameters: room_id, sender_id, body, client_msg_id, message_kind, data, reply_to,
@@ -75,19 +136,7 @@ def _insert_next() -> Statement:
     stored = (
         sa.insert(messages)
         .from_select(
-            [
-                "room_id",
-                "seq",
-                "sender_id",
-                "body",
-                "client_msg_id",
-                "kind",
-                "data",
-                "reply_to",
-                "thread_root",
-                "mentions",
-                "mentions_room",
-            ],
+            _STORED_FIELDS,
             sa.select(
                 sa.cast(room_id, sa.Uuid),
                 bump.c.last_seq,
@@ -107,42 +156,8 @@ def _insert_next() -> Statement:
         .returning(*COLUMNS)
         .cte("stored")
     )
-    # One row per member to notify: those named, or every member for @room; never the sender.
-    notified = (
-        sa.insert(mentions)
-        .from_select(
-            ["agent_id", "room_id", "seq"],
-            sa.select(room_members.c.agent_id, stored.c.room_id, stored.c.seq)
-            .select_from(stored.join(room_members, room_members.c.room_id == stored.c.room_id))
-            .where(
-                room_members.c.agent_id != stored.c.sender_id,
-                sa.or_(
-                    stored.c.mentions_room,
-                    room_members.c.agent_id == sa.func.any(stored.c.mentions),
-                ),
-            ),
-        )
-        .cte("notified")
-    )
-    audited = (
-        sa.insert(audit_events)
-        .from_select(
-            ["type", "agent_id", "payload"],
-            sa.select(
-                sa.literal("message-sent", sa.Text),
-                stored.c.sender_id,
-                sa.func.jsonb_build_object(
-                    "roomId",
-                    sa.cast(stored.c.room_id, sa.Text),
-                    "messageId",
-                    sa.cast(stored.c.id, sa.Text),
-                    "seq",
-                    stored.c.seq,
-                ),
-            ),
-        )
-        .cte("audited")
-    )
+    notified = _notified(stored)
+    audited = _audited(stored)
     # PostgreSQL runs a data-modifying CTE even when the outer query does not read it.
     return Statement(
         sa.select(stored, bump.c.slug.label("room_slug"))
@@ -268,19 +283,7 @@ def _insert_batch() -> Statement:
     stored = (
         sa.insert(messages)
         .from_select(
-            [
-                "room_id",
-                "seq",
-                "sender_id",
-                "body",
-                "client_msg_id",
-                "kind",
-                "data",
-                "reply_to",
-                "thread_root",
-                "mentions",
-                "mentions_room",
-            ],
+            _STORED_FIELDS,
             sa.select(
                 sa.cast(room_id, sa.Uuid),
                 bump.c.base_seq + accepted.c.rank,
@@ -304,42 +307,8 @@ def _insert_batch() -> Statement:
         .returning(*COLUMNS)
         .cte("stored")
     )
-    # One row per member to notify: those named, or every member for @room; never the sender.
-    notified = (
-        sa.insert(mentions)
-        .from_select(
-            ["agent_id", "room_id", "seq"],
-            sa.select(room_members.c.agent_id, stored.c.room_id, stored.c.seq)
-            .select_from(stored.join(room_members, room_members.c.room_id == stored.c.room_id))
-            .where(
-                room_members.c.agent_id != stored.c.sender_id,
-                sa.or_(
-                    stored.c.mentions_room,
-                    room_members.c.agent_id == sa.func.any(stored.c.mentions),
-                ),
-            ),
-        )
-        .cte("notified")
-    )
-    audited = (
-        sa.insert(audit_events)
-        .from_select(
-            ["type", "agent_id", "payload"],
-            sa.select(
-                sa.literal("message-sent", sa.Text),
-                stored.c.sender_id,
-                sa.func.jsonb_build_object(
-                    "roomId",
-                    sa.cast(stored.c.room_id, sa.Text),
-                    "messageId",
-                    sa.cast(stored.c.id, sa.Text),
-                    "seq",
-                    stored.c.seq,
-                ),
-            ).order_by(stored.c.seq),
-        )
-        .cte("audited")
-    )
+    notified = _notified(stored)
+    audited = _audited(stored)
     # PostgreSQL runs a data-modifying CTE even when the outer query does not read it. Each
     # stored row comes back with the ordinal of the post it stores.
     return Statement(

@@ -123,3 +123,40 @@ def test_bad_parameters_are_400(admin, params):
     resp = admin.api.get("/api/v1/audit", params=params)
     assert resp.status == 400, resp.text
     assert resp.error_code() == "validation_failed"
+
+
+def test_agent_filter_keeps_that_agents_events_by_id_name_or_me(admin, make_agent, make_room):
+    worker = make_agent()
+    room = make_room(worker)
+    make_room(admin)
+    by_name = events(admin, agent=worker.name)
+    assert by_name and {e["agentId"] for e in by_name} == {worker.id}
+    assert "room-created" in {e["type"] for e in by_name}
+    assert room["id"] in {e["payload"].get("roomId") for e in by_name}
+    assert events(admin, agent=worker.id) == by_name
+    combined = events(admin, agent=worker.name, type="login")
+    assert combined and {(e["type"], e["agentId"]) for e in combined} == {("login", worker.id)}
+    mine = events(admin, agent="me", limit=5)
+    assert mine and {e["agentId"] for e in mine} == {admin.id}
+
+
+def test_agent_filter_pages_and_binds_its_cursor(admin, make_agent, make_room):
+    worker = make_agent()
+    for _ in range(3):
+        make_room(worker)
+    first = admin.api.get("/api/v1/audit", params={"agent": worker.name, "limit": 2})
+    assert first.status == 200 and len(first.body["events"]) == 2
+    cursor = first.body["nextCursor"]
+    rest = events(admin, agent=worker.id, cursor=cursor, limit=50)  # id or name: same filter
+    seen = [e["id"] for e in first.body["events"]] + [e["id"] for e in rest]
+    assert len(seen) == len(set(seen)) == len(events(admin, agent=worker.name, limit=50))
+    assert admin.api.get("/api/v1/audit", params={"cursor": cursor}).status == 400
+
+
+def test_agent_filter_unknown_name_is_404_unknown_id_matches_nothing(admin):
+    resp = admin.api.get("/api/v1/audit", params={"agent": "no-such-agent-here"})
+    assert resp.status == 404 and resp.error_code() == "not_found"
+    assert events(admin, agent=str(uuid.uuid4())) == []
+    for value in ("Not A Name!", ""):
+        bad = admin.api.get("/api/v1/audit", params={"agent": value})
+        assert bad.status == 400 and bad.error_code() == "validation_failed", value

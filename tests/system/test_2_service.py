@@ -98,6 +98,16 @@ def test_readyz_answers_the_host_over_the_veth(running: Machine) -> None:
     assert response.body == {"status": "ready", "checks": {"db": "ok"}}
 
 
+def test_the_web_console_is_served_from_the_installed_package(running: Machine) -> None:
+    index = running.api().get("/")
+    assert index.status == 200 and index.headers["content-type"].startswith("text/html")
+    scripts = re.findall(r'"/console/(app\.[0-9a-f]{12}\.js)"', index.text)
+    assert scripts, index.text[:500]
+    asset = running.api().get(f"/console/{scripts[0]}")
+    assert asset.status == 200
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
 def test_journal_holds_startup_requests_and_errors_at_their_priority(
     machine: Machine, outage: OutageRun
 ) -> None:

@@ -22,6 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from agenthub.client.http import CA_FILE_VARIABLE, trusting_context
 from agenthub.client.models import Session
 
 
@@ -59,6 +60,13 @@ def resolve(url: str | None, token_file: str | None, env: dict[str, str] | None 
             raise ConfigError(
                 "no API token: set AGENTHUB_TOKEN (agt_...) or pass --token-file FILE"
             )
+    ca_file = environ.get(CA_FILE_VARIABLE, "")
+    if ca_file:
+        # Checked here so a bad path is a usage error, not a traceback from the first request.
+        try:
+            trusting_context(ca_file)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return Config(url.rstrip("/"), token)
 
 
