@@ -62,11 +62,11 @@ async def next_seq(events: AsyncIterator[Event], within: float) -> int:
 
 async def polling_client(
     args: argparse.Namespace, token: str, poster: AsyncAgentHub, room_id: str
-) -> None:
+) -> int:
     """socket.io's default client (long-polling first, then the websocket upgrade) through
     the balancer: every polling request must reach the same backend (HAProxy's AH_SRV cookie,
     kept by this client's cookie jar), or the session is unknown there and the connection
-    fails."""
+    fails. Returns the seq it received."""
     import socketio
 
     async with AsyncAgentHub(args.url, token) as hub:
@@ -100,6 +100,7 @@ async def polling_client(
                     f"probe: a polling-first socket.io client (sticky on {cookie}, now "
                     f"{transport}) received seq {got} posted through {args.post_via}"
                 )
+                return got
             finally:
                 await sio.disconnect()
 
@@ -135,7 +136,10 @@ async def run(args: argparse.Namespace) -> None:
             f"{args.post_via} (cross-host fan-out)"
         )
 
-        await polling_client(args, token, poster, room.id)
+        polled = await polling_client(args, token, poster, room.id)
+        # The pinned socket is in that room too: it gets that message as well.
+        if (got := await next_seq(events, 15)) != polled:
+            raise ProbeFailed(f"probe: expected seq {polled} on {args.pin}, got {got}")
 
         connections = sub.connections
         stop = await asyncio.create_subprocess_exec(
