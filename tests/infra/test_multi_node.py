@@ -135,12 +135,23 @@ def test_haproxy_config_sticky_health_checked_tunnel(root: Any, hostvars: dict[s
         assert needle in cfg
     servers = [line.split() for line in cfg.splitlines() if line.strip().startswith("server ")]
     assert len(servers) >= 2 and all(s[3] == "cookie" and s[4] == s[1] for s in servers), servers
-    # Every backend is up per HAProxy's own health checks.
-    stat = root.check_output("echo 'show stat' | socat stdio /run/haproxy/admin.sock || true")
-    if stat:
-        rows = [r.split(",") for r in stat.splitlines() if r.startswith("agenthub,")]
-        states = {r[1]: r[17] for r in rows if r[1] not in ("BACKEND",)}
-        assert all(s == "UP" for s in states.values()), states
+    # Every backend is up per HAProxy's own health checks, and none went down since the play
+    # configured it (a check refused, e.g. /readyz answering 429, would take servers down).
+    stat = root.check_output(
+        "python3 -c %s",
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
+        "s.sendall(b'show stat\\n'); print(s.makefile().read())",
+    )
+    lines = [line.split(",") for line in stat.splitlines() if line]
+    header = lines[0]
+    servers_stat = [
+        dict(zip(header, row, strict=False))
+        for row in lines[1:]
+        if row[0] == "agenthub" and row[1] not in ("FRONTEND", "BACKEND")
+    ]
+    assert len(servers_stat) == len(servers), stat
+    for row in servers_stat:
+        assert (row["status"], row["chkdown"]) == ("UP", "0"), row
     pem = root.file("/etc/haproxy/certs/agenthub.pem")
     assert (pem.user, pem.mode) == ("root", 0o600)
     assert listening(root, 3000) and listening(root, 3443)
