@@ -15,6 +15,10 @@
 # Network: the host side of the veth (ve-<machine>) gets $NET.1/24, the container's host0
 # $NET.2/24 (defaults 10.231.5.1 and 10.231.5.2). No route leads further, so the container is
 # offline: a package that installs there installs without network.
+# Several containers that must reach each other (tests/infra/run-multi) share a bridge instead:
+# with AGENTHUB_CI_BRIDGE set, the host side (vb-<machine>) joins that bridge, which holds
+# $NET.1/24, and each container takes its own AGENTHUB_CI_IP on the same /24. Still no route
+# leads further; the last container stopped removes the bridge.
 #
 # Environment:
 #   AGENTHUB_CI_DISTRO    debian12 (default) or ubuntu2404
@@ -22,6 +26,9 @@
 #                         building a root removes the roots no run started for 14 days
 #   AGENTHUB_CI_MACHINE   container name, at most 12 characters (default agenthub-ci)
 #   AGENTHUB_CI_NET       first three octets of the /24 (default 10.231.5)
+#   AGENTHUB_CI_BRIDGE    put the container on this host bridge (created if missing, at most 15
+#                         characters) instead of its own veth /24 (default: unset, own veth)
+#   AGENTHUB_CI_IP        the container's address (default $NET.2; unique per bridge)
 #   AGENTHUB_CI_PACKAGES  extra packages for the root, space separated (e.g. openssh-server);
 #                         a different list is a different cached root
 #   AGENTHUB_CI_MIRROR    Debian mirror; default: the one this host's apt sources use.
@@ -54,14 +61,16 @@ read -r -a EXTRA_PACKAGES <<<"${AGENTHUB_CI_PACKAGES:-}"
 ROOT_FORMAT=1
 
 RUN_DIR="$CACHE/run/$MACHINE"
-HOST_IF="ve-$MACHINE"
+BRIDGE="${AGENTHUB_CI_BRIDGE:-}"
+if [[ -n "$BRIDGE" ]]; then HOST_IF="vb-$MACHINE"; else HOST_IF="ve-$MACHINE"; fi
 HOST_IP="$NET.1"
-GUEST_IP="$NET.2"
+GUEST_IP="${AGENTHUB_CI_IP:-$NET.2}"
 
 die() { echo "container.sh: $*" >&2; exit 1; }
 say() { echo "container.sh: $*" >&2; }
 
 ((${#MACHINE} <= 12)) || die "AGENTHUB_CI_MACHINE must be at most 12 characters (veth names)"
+((${#BRIDGE} <= 15)) || die "AGENTHUB_CI_BRIDGE must be at most 15 characters (interface names)"
 [[ $EUID -eq 0 ]] || die "must run as root"
 
 root_dir() {
@@ -271,8 +280,17 @@ cmd_start() {
 
   # cgroup v2 only inside, as on Debian 12 and Ubuntu 24.04 hosts, even when this host
   # mounts the hybrid layout.
+  local -a network=(--network-veth)
+  if [[ -n "$BRIDGE" ]]; then
+    # Several starts may race to create it; "exists" is fine.
+    ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add name "$BRIDGE" type bridge 2>/dev/null || true
+    ip link show "$BRIDGE" >/dev/null 2>&1 || die "cannot create bridge $BRIDGE"
+    ip addr replace "$HOST_IP/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+    network=(--network-bridge="$BRIDGE")
+  fi
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --boot --directory="$RUN_DIR/merged" --machine="$MACHINE" \
-    --register=no --keep-unit --network-veth --console=read-only \
+    --register=no --keep-unit "${network[@]}" --console=read-only \
     </dev/null >"$RUN_DIR/console.log" 2>&1 &
   echo $! >"$RUN_DIR/nspawn.pid"
 
@@ -284,7 +302,9 @@ cmd_start() {
   done
   [[ -n "${leader:-}" ]] || die "no systemd inside $MACHINE after 60 s"
   for _ in $(seq 600); do ip link show "$HOST_IF" >/dev/null 2>&1 && break; sleep 0.1; done
-  ip addr replace "$HOST_IP/24" dev "$HOST_IF"
+  if [[ -z "$BRIDGE" ]]; then
+    ip addr replace "$HOST_IP/24" dev "$HOST_IF"
+  fi
   ip link set "$HOST_IF" up
   # systemctl talks to PID 1 over this socket; it appears a moment after PID 1 starts.
   for _ in $(seq 600); do [[ -S "/proc/$leader/root/run/systemd/private" ]] && break; sleep 0.1; done
@@ -331,6 +351,11 @@ cmd_stop_quiet() {
     umount "$RUN_DIR/merged" || umount -l "$RUN_DIR/merged"
   fi
   ip link delete "$HOST_IF" 2>/dev/null || true
+  # The bridge goes with the last container on it.
+  if [[ -n "$BRIDGE" && -d "/sys/class/net/$BRIDGE/brif" ]] \
+    && [[ -z "$(ls -A "/sys/class/net/$BRIDGE/brif")" ]]; then
+    ip link delete "$BRIDGE" 2>/dev/null || true
+  fi
   rm -rf "$RUN_DIR"
 }
 
@@ -342,5 +367,5 @@ case "${1:-}" in
   ip) echo "$GUEST_IP" ;;
   host-ip) echo "$HOST_IP" ;;
   stop) cmd_stop_quiet ;;
-  *) sed -n '2,32s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
+  *) sed -n '2,38s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 64 ;;
 esac
