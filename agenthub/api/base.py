@@ -81,6 +81,11 @@ class BaseHandler(tornado.web.RequestHandler):
 
     route = "unmatched"
     auth_required = True
+    # Probes and scrapes (a balancer's health checks on every worker, Prometheus) come from a
+    # few addresses many times a minute, summed over all processes once the limits are shared
+    # in Redis: charging them would take every backend out of the balancer. Such handlers set
+    # this to False; the origin check still applies.
+    rate_limited = True
     # RequestHandler.__init__ runs clear(), hence set_default_headers(), before initialize().
     _initialized = False
     # prepare() has let the request through (or deferred its refusal until after the body).
@@ -143,6 +148,8 @@ class BaseHandler(tornado.web.RequestHandler):
             raise Forbidden(
                 "origin not allowed", {"origin": f"not in ALLOWED_ORIGINS: {origin[:200]}"}
             )
+        if not self.rate_limited:
+            return
         if self.auth_required and self.request.method != "OPTIONS":
             agent_id = self._signed_agent_id()
             if agent_id is not None:

@@ -13,19 +13,15 @@ from agenthub.errors import NotFound
 
 class _ConsoleHandler(BaseHandler):
     auth_required = False
+    # Not charged to the anonymous rate limit: the files come from memory and cost nothing,
+    # and one page load fetches ten of them (a person reloading twice would otherwise spend
+    # the budget their sign-in needs). A foreign Origin is still refused.
+    rate_limited = False
 
     def initialize(self, *args: Any, assets: ConsoleAssets | None = None, **kwargs: Any) -> None:
         super().initialize(*args, **kwargs)
         assert assets is not None, "console handlers need the assets (routes.url_specs)"
         self.assets = assets
-
-    async def _check_origin_and_rate(self) -> None:
-        # Not charged to the anonymous rate limit: the files come from memory and cost
-        # nothing, and one page load fetches ten of them (a person reloading twice would
-        # otherwise spend the budget their sign-in needs). A foreign Origin is still refused.
-        origin = self.request.headers.get("Origin")
-        if origin is not None and not self.guards.cors.allows(origin, self.request.host):
-            await super()._check_origin_and_rate()
 
     def send_asset(self, asset: Asset, cache_control: str) -> None:
         self.set_status(200)

@@ -12,6 +12,7 @@ STARTED = time.monotonic()
 class HealthHandler(BaseHandler):
     route = "/healthz"
     auth_required = False
+    rate_limited = False
 
     async def get(self) -> None:
         self.reply(200, {"status": "ok", "uptime": round(time.monotonic() - STARTED, 3)})
@@ -20,6 +21,7 @@ class HealthHandler(BaseHandler):
 class ReadyHandler(BaseHandler):
     route = "/readyz"
     auth_required = False
+    rate_limited = False
 
     async def get(self) -> None:
         checks = {"db": "ok"}

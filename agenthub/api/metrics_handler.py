@@ -17,6 +17,7 @@ from agenthub.errors import Unauthorized
 class MetricsHandler(BaseHandler):
     route = "/metrics"
     auth_required = False
+    rate_limited = False
 
     async def get(self) -> None:
         expected = self.guards.metrics_token

@@ -253,5 +253,5 @@ def test_a_rate_limited_post_keeps_the_connection_usable(limited: Server) -> Non
                 break
         assert_json_error(resp, 429, "rate_limited")
         # The follow-up is itself refused (429), but answered on the same connection.
-        follow = conn.exchange(request_bytes("GET", "/healthz"))
+        follow = conn.exchange(request_bytes("GET", "/api/v1/openapi.json"))
         assert follow.status == 429, follow

@@ -45,7 +45,8 @@ def call(
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
     finally:
         conn.close()
-    return Reply(resp.status, hdrs, json.loads(text) if text else None)
+    is_json = hdrs.get("content-type", "").startswith("application/json")
+    return Reply(resp.status, hdrs, json.loads(text) if text and is_json else text)
 
 
 def assert_rate_limited(reply: Reply) -> None:
@@ -77,14 +78,25 @@ def new_token(server: Server, name: str) -> str:
 
 def test_anonymous_requests_are_limited_per_address(limited: Server) -> None:
     for _ in range(5):
-        assert call(limited, "127.0.0.21", "GET", "/healthz").status == 200
-    assert_rate_limited(call(limited, "127.0.0.21", "GET", "/healthz"))
+        assert call(limited, "127.0.0.21", "GET", "/api/v1/openapi.json").status == 200
     assert_rate_limited(call(limited, "127.0.0.21", "GET", "/api/v1/openapi.json"))
     # Unknown routes and bad credentials count against the address too.
     assert_rate_limited(call(limited, "127.0.0.21", "GET", "/nope"))
     assert_rate_limited(call(limited, "127.0.0.21", "GET", "/api/v1/rooms", token="bad.jwt.x"))
     # Another address has its own allowance.
-    assert call(limited, "127.0.0.22", "GET", "/healthz").status == 200
+    assert call(limited, "127.0.0.22", "GET", "/api/v1/openapi.json").status == 200
+
+
+def test_probes_and_scrapes_are_never_rate_limited(limited: Server) -> None:
+    """A balancer checks /readyz on every worker and Prometheus scrapes /metrics from one
+    address, many times a minute: refusing them would take healthy backends out."""
+    source = "127.0.0.31"
+    for _ in range(5):
+        call(limited, source, "GET", "/api/v1/openapi.json")
+    assert_rate_limited(call(limited, source, "GET", "/api/v1/openapi.json"))
+    for path in ("/healthz", "/readyz", "/metrics"):
+        for _ in range(3):
+            assert call(limited, source, "GET", path).status == 200, path
 
 
 def test_authenticated_requests_are_limited_per_agent(limited: Server) -> None:
@@ -102,7 +114,7 @@ def test_authenticated_requests_are_limited_per_agent(limited: Server) -> None:
     # Same address, another agent: its own allowance; and the address's anonymous one is
     # untouched by agent A's requests (2 logins of 5 used).
     assert call(limited, source, "GET", "/api/v1/agents/me", token=b).status == 200
-    assert call(limited, source, "GET", "/healthz").status == 200
+    assert call(limited, source, "GET", "/api/v1/openapi.json").status == 200
 
 
 def test_failed_logins_are_refused_per_address_before_verification(
